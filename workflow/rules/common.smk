@@ -1,0 +1,28 @@
+from pathlib import Path
+
+LIBRARY = Path(workflow.basedir) / "workflow" / "scripts" / "nucleoflow"
+
+
+def lib(*modules):
+    """Library modules a rule's script imports (transitively): Snakemake does not track
+    imports, so listing them as inputs makes code edits rerun exactly the affected rules."""
+    return [str(LIBRARY / f"{name}.py") for name in ("__init__", "errors", "io") + modules]
+
+
+def data_source(wildcards):
+    """A local folder of images/labels is used in place; anything else goes through download."""
+    url = config["data"]["url"]
+    if "://" not in url and Path(url).is_dir():
+        return url
+    return "results/download/archive.zip"
+
+
+def segment_input(wildcards):
+    """The user's image folder; asked for only when the segment target is built."""
+    folder = config["segment"]["input_dir"]
+    if not folder:
+        raise ValueError(
+            "segment.input_dir is empty: run e.g. "
+            "snakemake segment --config segment='{input_dir: my_images, model: results/model/model.pt}'"
+        )
+    return folder

@@ -1,0 +1,221 @@
+"""Training data: read the Kaggle (DSB2018) or the images/labels layout, from a zip or a folder.
+
+Members are read into memory and never extracted, so archive paths (absolute, `..`) cannot
+write anywhere.
+"""
+
+import logging
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+from .io import IMAGE_SUFFIXES, decode_image, staging_dir, to_hwc, write_tiff
+
+log = logging.getLogger(__name__)
+MODALITIES = ("fluorescence", "brightfield", "histology")
+SPLITS = ("train", "val", "test")
+# An archive member inflating past this is refused as a likely decompression bomb.
+MAX_MEMBER_BYTES = 1 << 30
+
+
+class Archive:
+    """Uniform read access to the members of a zip file or a folder tree."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        if self.path.is_dir():
+            self._zip = None
+            self._names = sorted(
+                p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()
+            )
+        else:
+            try:
+                self._zip = zipfile.ZipFile(self.path)
+            except (zipfile.BadZipFile, OSError) as exc:
+                raise InputError(
+                    self.path,
+                    f"is not a readable zip archive ({exc})",
+                    "The download is corrupt or truncated: delete it and run again, or point data.url at a good copy",
+                ) from exc
+            self._names = sorted(i.filename for i in self._zip.infolist() if not i.is_dir())
+
+    def names(self):
+        return self._names
+
+    def read(self, name):
+        where = f"{self.path}:{name}"
+        if self._zip is None:
+            return (self.path / name).read_bytes()
+        info = self._zip.getinfo(name)
+        if info.file_size > MAX_MEMBER_BYTES:
+            raise InputError(where, f"inflates to {info.file_size} bytes", "Refusing a likely decompression bomb")
+        try:
+            return self._zip.read(name)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise InputError(where, f"cannot be extracted ({exc})", "The archive is corrupt: fetch it again") from exc
+
+    def image(self, name):
+        return to_hwc(decode_image(self.read(name), f"{self.path}:{name}"), f"{self.path}:{name}")
+
+
+@dataclass
+class Sample:
+    id: str
+    image: str  # member name of the image
+    masks: list  # Kaggle: one member per nucleus; images/labels layout: [label member]
+
+
+def find_samples(archive):
+    """Group archive members into samples, in either supported layout."""
+    candidates = [
+        PurePosixPath(n).parts
+        for n in archive.names()
+        if n.lower().endswith(IMAGE_SUFFIXES) and not PurePosixPath(n).name.startswith(".")
+    ]
+    layout = "folder" if any(len(p) >= 2 and p[-2] == "labels" for p in candidates) else "kaggle"
+    by_id = {}
+    for parts in candidates:
+        folder = parts[-2] if len(parts) >= 2 else None
+        if layout == "folder" and folder in ("images", "labels"):
+            key = PurePosixPath(parts[-1]).stem
+        elif layout == "kaggle" and folder in ("images", "masks") and len(parts) >= 3:
+            key = parts[-3]
+        else:
+            continue
+        sample = by_id.setdefault(key, Sample(key, None, []))
+        if folder == "images":
+            sample.image = "/".join(parts)
+        else:
+            sample.masks.append("/".join(parts))
+    if not by_id:
+        raise InputError(
+            archive.path,
+            "holds no images in a known layout",
+            "Use the DSB2018 layout (<id>/images/<id>.png, <id>/masks/*.png) "
+            "or images/<stem>.png|tif with labels/<stem>.tif",
+        )
+    samples = []
+    for key in sorted(by_id):
+        sample = by_id[key]
+        if sample.image is None:
+            raise InputError(f"{archive.path}:{sample.masks[0]}", "has masks but no image", "Add the image or remove the masks")
+        if not sample.masks:
+            raise InputError(
+                f"{archive.path}:{sample.image}",
+                "has no masks" if layout == "kaggle" else "has no label image",
+                "Add its masks (<id>/masks/*.png) or labels/<stem>.tif, or remove the image",
+            )
+        samples.append(sample)
+    log.info("found %d images in the %s layout in %s", len(samples), layout, archive.path)
+    return samples
+
+
+def load_labels(archive, sample, shape):
+    """Build one instance label image; overlapping mask pixels keep the first mask (by name)."""
+    if PurePosixPath(sample.masks[0]).parts[-2] == "labels":
+        labels = archive.image(sample.masks[0])[..., 0]
+        if labels.shape != shape:
+            raise InputError(
+                f"{archive.path}:{sample.masks[0]}",
+                f"is {labels.shape[0]}x{labels.shape[1]} but its image is {shape[0]}x{shape[1]}",
+                "Labels must have the image's size",
+            )
+        if labels.dtype.kind == "f" or labels.min() < 0:
+            raise InputError(f"{archive.path}:{sample.masks[0]}", "is not an integer label image", "Save labels as uint16/uint32")
+        return labels.astype(np.uint32)
+    labels = np.zeros(shape, np.uint32)
+    overlap, next_id = 0, 1
+    for name in sorted(sample.masks):
+        mask = archive.image(name)
+        if mask.shape[:2] != shape:
+            raise InputError(
+                f"{archive.path}:{name}",
+                f"mask is {mask.shape[0]}x{mask.shape[1]} but its image is {shape[0]}x{shape[1]}",
+                "Each mask must have its image's size",
+            )
+        mask = mask.max(axis=-1) > 0
+        if not mask.any():
+            log.warning("%s: empty mask skipped", name)
+            continue
+        taken = mask & (labels > 0)
+        overlap += int(taken.sum())
+        labels[mask & ~taken] = next_id
+        next_id += 1
+    if overlap:
+        log.warning("%s: %d pixels in more than one mask kept their first mask", sample.id, overlap)
+    return labels
+
+
+def infer_modality(image):
+    """Classify an (H, W, C) image as fluorescence, brightfield or histology from its pixels."""
+    pixels = image.reshape(-1, image.shape[-1]).astype(np.float32)
+    lo, hi = np.percentile(pixels, [0.5, 99.5])
+    scale = max(hi - lo, 1e-6)
+    if image.shape[-1] == 3:
+        spread = np.mean(pixels.max(axis=1) - pixels.min(axis=1)) / scale
+        if spread > 0.02:
+            return "histology"
+    gray = pixels.mean(axis=1)
+    return "brightfield" if (np.median(gray) - lo) / scale > 0.5 else "fluorescence"
+
+
+def assign_splits(modalities, seed, val_fraction, test_fraction):
+    """Deterministic train/val/test split stratified by modality (a list aligned with input)."""
+    modalities = list(modalities)
+    rng = np.random.default_rng(seed)
+    split = ["train"] * len(modalities)
+    for modality in sorted(set(modalities)):
+        members = [i for i, m in enumerate(modalities) if m == modality]
+        rng.shuffle(members)
+        n_test = int(round(len(members) * test_fraction))
+        n_val = int(round(len(members) * val_fraction))
+        for i in members[:n_test]:
+            split[i] = "test"
+        for i in members[n_test : n_test + n_val]:
+            split[i] = "val"
+    # Small runs: rounding may leave a split empty; take one image from the training split.
+    for needed in ("test", "val"):
+        if needed not in split and split.count("train") > 1:
+            split[split.index("train")] = needed
+    return split
+
+
+def build_dataset(source, out_dir, max_images=0, seed=0, val_fraction=0.15, test_fraction=0.15):
+    """Write images/<id>.tif, labels/<id>.tif and manifest.csv; all or nothing."""
+    archive = Archive(source)
+    samples = find_samples(archive)
+    if max_images:
+        samples = samples[:max_images]
+    rows = []
+    with staging_dir(out_dir) as tmp_dir:
+        for n, sample in enumerate(samples, 1):
+            image = archive.image(sample.image)
+            labels = load_labels(archive, sample, image.shape[:2])
+            dtype = np.uint16 if labels.max() < 2**16 else np.uint32
+            write_tiff(tmp_dir / "images" / f"{sample.id}.tif", image)
+            write_tiff(tmp_dir / "labels" / f"{sample.id}.tif", labels.astype(dtype))
+            rows.append(
+                dict(
+                    id=sample.id,
+                    height=image.shape[0],
+                    width=image.shape[1],
+                    channels=image.shape[2],
+                    dtype=str(image.dtype),
+                    modality=infer_modality(image),
+                    n_nuclei=len(np.unique(labels)) - 1,
+                    image=f"images/{sample.id}.tif",
+                    labels=f"labels/{sample.id}.tif",
+                )
+            )
+            if n % 50 == 0 or n == len(samples):
+                log.info("preprocessed %d/%d images", n, len(samples))
+        manifest = pd.DataFrame(rows)
+        manifest.insert(7, "split", assign_splits(manifest["modality"], seed, val_fraction, test_fraction))
+        manifest.to_csv(tmp_dir / "manifest.csv", index=False)
+    counts = manifest.groupby(["split", "modality"]).size()
+    log.info("split sizes:\n%s", counts.to_string())
+    return manifest

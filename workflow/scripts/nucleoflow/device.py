@@ -1,0 +1,26 @@
+"""Device choice: CUDA when present (bf16 autocast), CPU otherwise; channels_last on both."""
+
+import contextlib
+
+import torch
+
+
+def pick_device():
+    if torch.cuda.is_available():
+        try:
+            torch.zeros(1, device="cuda")
+            return torch.device("cuda")
+        except RuntimeError:  # CUDA_VISIBLE_DEVICES set with no usable device
+            pass
+    return torch.device("cpu")
+
+
+def autocast(device):
+    """bf16 autocast on CUDA; plain fp32 on CPU, where bf16 is far slower without bf16 units."""
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def prepare(model, device):
+    return model.to(device).to(memory_format=torch.channels_last)

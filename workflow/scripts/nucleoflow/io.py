@@ -1,0 +1,140 @@
+"""Reading images and writing outputs atomically (temporary name, then rename)."""
+
+import contextlib
+import io
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from PIL import Image
+
+from .errors import InputError
+
+IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
+# Refuse images whose pixel count suggests a decompression bomb rather than a micrograph
+# that this in-memory path can hold (huge slides need the tiled path).
+MAX_PIXELS = 40_000 * 40_000
+
+
+def setup_logging(log_path):
+    """Send log records and uncaught tracebacks of a workflow script to its log file."""
+    handler = logging.FileHandler(log_path, mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler, logging.StreamHandler(sys.stderr)]
+    root.setLevel(logging.INFO)
+
+    def log_uncaught(kind, value, tb):
+        logging.getLogger("nucleoflow").error("failed", exc_info=(kind, value, tb))
+
+    sys.excepthook = log_uncaught
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yield a temporary path beside `path`; rename it into place only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+@contextlib.contextmanager
+def staging_dir(path):
+    """Yield a hidden sibling folder that replaces `path` only if the block succeeds."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.part")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        yield tmp
+        shutil.rmtree(path, ignore_errors=True)
+        tmp.rename(path)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_tiff(path, array, **kwargs):
+    """Write a zlib-compressed TIFF atomically."""
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, array, compression="zlib", **kwargs)
+
+
+def decode_image(data, name):
+    """Decode PNG or TIFF bytes into an array; `name` is used in error messages."""
+    try:
+        if str(name).lower().endswith((".tif", ".tiff")):
+            array = tifffile.imread(io.BytesIO(data))
+        else:
+            with Image.open(io.BytesIO(data)) as img:
+                if img.width * img.height > MAX_PIXELS:
+                    raise InputError(
+                        name,
+                        f"image of {img.width}x{img.height} pixels exceeds the "
+                        f"{MAX_PIXELS} pixel limit (possible decompression bomb)",
+                        "Check the file; split huge images into tiles first",
+                    )
+                img.load()
+                array = np.asarray(img)
+    except InputError:
+        raise
+    except Exception as exc:
+        raise InputError(
+            name,
+            f"cannot be decoded as an image ({type(exc).__name__}: {exc})",
+            "The file is corrupt or truncated: replace it or remove it from the input",
+        ) from exc
+    return array
+
+
+def read_image(path):
+    """Read a PNG or TIFF file from disk."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(path, f"cannot be read ({exc.strerror})", "Check that it exists and is readable") from exc
+    return decode_image(data, path)
+
+
+def load_hwc(path):
+    """Read an image file as (H, W, C)."""
+    return to_hwc(read_image(path), path)
+
+
+def to_hwc(array, name):
+    """Bring a decoded image to (H, W, C) with C in {1, 3}: gray, RGB, or RGBA minus alpha."""
+    if array.dtype == bool:
+        array = array.astype(np.uint8)
+    if array.dtype.kind not in "uif":
+        raise InputError(name, f"has unsupported pixel type {array.dtype}", "Save it as 8- or 16-bit gray or RGB")
+    if array.ndim == 2:
+        array = array[..., None]
+    elif array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[-1] not in (3, 4):
+        array = np.moveaxis(array, 0, -1)  # channel-first TIFF
+    if array.ndim != 3 or array.shape[-1] not in (1, 2, 3, 4):
+        raise InputError(
+            name,
+            f"has shape {array.shape}; expected a 2D gray, RGB or RGBA image",
+            "Save one 2D plane per file (split stacks and time series first)",
+        )
+    if array.shape[-1] == 2:  # gray + alpha
+        array = array[..., :1]
+    if array.shape[-1] == 4:
+        array = array[..., :3]
+    if array.shape[-1] == 3 and np.array_equal(array[..., 0], array[..., 1]) and np.array_equal(array[..., 0], array[..., 2]):
+        array = array[..., :1]
+    if min(array.shape[:2]) < 8:
+        raise InputError(name, f"is only {array.shape[0]}x{array.shape[1]} pixels", "Images must be at least 8x8 pixels")
+    return np.ascontiguousarray(array)

@@ -1,0 +1,88 @@
+"""A configurable 2D U-Net, and saving/loading it as plain tensors (safe to load)."""
+
+import json
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from .device import prepare
+from .errors import InputError
+from .io import atomic_path
+
+
+def _norm(kind, channels):
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "group":
+        return nn.GroupNorm(min(8, channels), channels)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown normalisation {kind!r}; use batch, instance, group or none")
+
+
+def _block(cin, cout, norm):
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=norm == "none"),
+        _norm(norm, cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=norm == "none"),
+        _norm(norm, cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class UNet(nn.Module):
+    """`depth` poolings; widths base_width * 2**level; input sides must be multiples of 2**depth."""
+
+    def __init__(self, in_channels=3, n_classes=3, depth=4, base_width=16, norm="batch"):
+        super().__init__()
+        self.config = dict(in_channels=in_channels, n_classes=n_classes, depth=depth, base_width=base_width, norm=norm)
+        widths = [base_width * 2**level for level in range(depth + 1)]
+        self.down = nn.ModuleList([_block(in_channels, widths[0], norm)])
+        self.down.extend(_block(widths[i], widths[i + 1], norm) for i in range(depth))
+        self.upsample = nn.ModuleList(nn.ConvTranspose2d(widths[i + 1], widths[i], 2, stride=2) for i in range(depth))
+        self.up = nn.ModuleList(_block(2 * widths[i], widths[i], norm) for i in range(depth))
+        self.head = nn.Conv2d(widths[0], n_classes, 1)
+        self.pool = nn.MaxPool2d(2)
+
+    @property
+    def multiple(self):
+        return 2 ** self.config["depth"]
+
+    def forward(self, x):
+        skips = []
+        for level, block in enumerate(self.down):
+            x = block(x if level == 0 else self.pool(x))
+            skips.append(x)
+        x = skips.pop()
+        for level in reversed(range(len(self.up))):
+            x = self.up[level](torch.cat([skips.pop(), self.upsample[level](x)], dim=1))
+        return self.head(x)
+
+
+def save_model(model, path, **metadata):
+    """Write weights + architecture (tensors and plain values only) and a JSON card beside it."""
+    payload = {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "config": model.config, "metadata": metadata}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    card = Path(path).with_suffix(".json")
+    with atomic_path(card) as tmp:
+        tmp.write_text(json.dumps({"config": model.config, **metadata}, indent=2, default=str) + "\n")
+
+
+def load_model(path, device="cpu"):
+    """Load a model saved by save_model; weights_only refuses pickled code in untrusted files."""
+    try:
+        payload = torch.load(path, map_location=device, weights_only=True)
+        model = UNet(**payload["config"])
+        model.load_state_dict(payload["state_dict"])
+    except Exception as exc:
+        raise InputError(
+            path,
+            f"is not a model saved by this pipeline ({type(exc).__name__}: {exc})",
+            "Point segment.model at a model.pt written by the train rule",
+        ) from exc
+    return prepare(model, device).eval(), payload.get("metadata", {})

@@ -1,0 +1,180 @@
+"""Training loop: random crops with dihedral and intensity augmentation, CE + soft Dice."""
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tifffile
+import torch
+import torch.nn.functional as F
+
+from .device import autocast, pick_device, prepare
+from .io import atomic_path, load_hwc
+from .metrics import image_scores
+from .model import UNet, save_model
+from .normalize import normalize
+from .postprocess import instances
+from .targets import N_CLASSES, instance_targets
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Example:
+    id: str
+    modality: str
+    image: np.ndarray  # normalised float32 (3, H, W)
+    target: np.ndarray  # uint8 classes (H, W)
+    labels: np.ndarray  # instance ids (H, W)
+
+
+def load_split(data_dir, manifest, split):
+    examples = []
+    for row in manifest[manifest["split"] == split].itertuples():
+        labels = tifffile.imread(Path(data_dir) / row.labels)
+        image = normalize(load_hwc(Path(data_dir) / row.image))
+        examples.append(Example(row.id, row.modality, image, instance_targets(labels), labels))
+    return examples
+
+
+def _pad_to(array, size):
+    """Reflect-pad the last two axes up to at least `size`."""
+    pad_h, pad_w = max(size - array.shape[-2], 0), max(size - array.shape[-1], 0)
+    if not (pad_h or pad_w):
+        return array
+    widths = [(0, 0)] * (array.ndim - 2) + [(pad_h // 2, pad_h - pad_h // 2), (pad_w // 2, pad_w - pad_w // 2)]
+    return np.pad(array, widths, mode="symmetric")
+
+
+def random_crop(example, size, rng):
+    image, target = _pad_to(example.image, size), _pad_to(example.target, size)
+    y = rng.integers(0, image.shape[1] - size + 1)
+    x = rng.integers(0, image.shape[2] - size + 1)
+    return image[:, y : y + size, x : x + size], target[y : y + size, x : x + size]
+
+
+def augment(image, target, rng):
+    """Dihedral transform, channel shuffle (stain colour), contrast/brightness/gamma jitter."""
+    k, flip = rng.integers(4), rng.integers(2)
+    image, target = np.rot90(image, k, axes=(1, 2)), np.rot90(target, k)
+    if flip:
+        image, target = image[:, :, ::-1], target[:, ::-1]
+    image = image[rng.permutation(3)]
+    gamma = np.exp(rng.uniform(-0.3, 0.3))
+    image = np.clip(image, 0, None) ** gamma * rng.uniform(0.7, 1.3) + rng.uniform(-0.1, 0.1)
+    return np.ascontiguousarray(image, dtype=np.float32), np.ascontiguousarray(target)
+
+
+def loss_fn(logits, target):
+    """Cross-entropy plus soft Dice over the interior and border classes."""
+    ce = F.cross_entropy(logits, target)
+    probs = torch.softmax(logits, dim=1)
+    onehot = F.one_hot(target, N_CLASSES).permute(0, 3, 1, 2).float()
+    dims = (0, 2, 3)
+    inter = (probs * onehot).sum(dims)
+    dice = (2 * inter + 1) / (probs.sum(dims) + onehot.sum(dims) + 1)
+    return ce + (1 - dice[1:]).mean()
+
+
+def sampling_weights(examples, balance):
+    """Weight each image by 1 / count(modality)**balance: 0 = uniform, 1 = equal per modality."""
+    counts = pd.Series([e.modality for e in examples]).value_counts()
+    weights = np.array([1.0 / counts[e.modality] ** balance for e in examples])
+    return weights / weights.sum()
+
+
+def validation_crops(examples, size):
+    """One fixed centre crop per validation image, so epochs are compared on the same pixels."""
+    crops = []
+    for e in examples:
+        image, target, labels = _pad_to(e.image, size), _pad_to(e.target, size), _pad_to(e.labels, size)
+        y, x = (image.shape[1] - size) // 2, (image.shape[2] - size) // 2
+        crops.append((image[:, y : y + size, x : x + size], target[y : y + size, x : x + size], labels[y : y + size, x : x + size]))
+    return crops
+
+
+@torch.no_grad()
+def evaluate(model, crops, device, batch_size):
+    model.eval()
+    losses, scores = [], []
+    for i in range(0, len(crops), batch_size):
+        chunk = crops[i : i + batch_size]
+        images = torch.from_numpy(np.stack([c[0] for c in chunk])).to(device).contiguous(memory_format=torch.channels_last)
+        targets = torch.from_numpy(np.stack([c[1] for c in chunk]).astype(np.int64)).to(device)
+        with autocast(device):
+            logits = model(images)
+        logits = logits.float()
+        losses.append(loss_fn(logits, targets).item() * len(chunk))
+        for probs, (_, _, labels) in zip(torch.softmax(logits, 1).cpu().numpy(), chunk):
+            scores.append(image_scores(labels, instances(probs))["dsb"])
+    return sum(losses) / len(crops), float(np.mean(scores))
+
+
+def lr_at(step, total_steps, base_lr, warmup_steps):
+    """Linear warm-up then cosine decay; a pure function of the step, so resuming needs no state."""
+    if step < warmup_steps:
+        return base_lr * (step + 1) / warmup_steps
+    progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+    return base_lr * 0.5 * (1 + math.cos(math.pi * progress))
+
+
+def train(data_dir, model_path, history_path, checkpoint_path, model_cfg, train_cfg, threads=1):
+    """Train a U-Net; keep the best model on the validation DSB score; checkpoint every epoch.
+
+    The validation score uses the default postprocess thresholds, so tuning those never
+    retrains the network.
+    """
+    torch.set_num_threads(threads)
+    torch.manual_seed(train_cfg["seed"])
+    rng = np.random.default_rng(train_cfg["seed"])
+    device = pick_device()
+    manifest = pd.read_csv(Path(data_dir) / "manifest.csv")
+    train_set, val_set = load_split(data_dir, manifest, "train"), load_split(data_dir, manifest, "val")
+    if not train_set or not val_set:
+        raise ValueError(f"need train and val images, got {len(train_set)} and {len(val_set)}; use more images")
+    log.info("device %s; %d training and %d validation images", device, len(train_set), len(val_set))
+    size, batch_size, epochs = train_cfg["crop_size"], train_cfg["batch_size"], train_cfg["epochs"]
+    weights = sampling_weights(train_set, train_cfg["modality_balance"])
+    val_crops = validation_crops(val_set, size)
+
+    model = prepare(UNet(n_classes=N_CLASSES, **model_cfg), device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg["learning_rate"], weight_decay=train_cfg["weight_decay"])
+    steps_per_epoch = max(1, train_cfg["samples_per_epoch"] // batch_size)
+    total_steps = epochs * steps_per_epoch
+    history, best = [], -1.0
+    for epoch in range(1, epochs + 1):
+        model.train()
+        started, running = time.monotonic(), 0.0
+        for step in range(steps_per_epoch):
+            lr = lr_at((epoch - 1) * steps_per_epoch + step, total_steps, train_cfg["learning_rate"], steps_per_epoch)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            picks = rng.choice(len(train_set), size=batch_size, p=weights)
+            batch = [augment(*random_crop(train_set[i], size, rng), rng) for i in picks]
+            images = torch.from_numpy(np.stack([b[0] for b in batch])).to(device).contiguous(memory_format=torch.channels_last)
+            targets = torch.from_numpy(np.stack([b[1] for b in batch]).astype(np.int64)).to(device)
+            with autocast(device):
+                logits = model(images)
+            loss = loss_fn(logits.float(), targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            running += loss.item()
+        val_loss, val_dsb = evaluate(model, val_crops, device, batch_size)
+        row = dict(epoch=epoch, train_loss=running / steps_per_epoch, val_loss=val_loss, val_dsb=val_dsb, lr=lr, seconds=time.monotonic() - started)
+        history.append(row)
+        log.info("epoch %d/%d train_loss %.4f val_loss %.4f val_dsb %.4f (%.0f s)", epoch, epochs, row["train_loss"], val_loss, val_dsb, row["seconds"])
+        if val_dsb > best:
+            best = val_dsb
+            save_model(model, model_path, epoch=epoch, val_dsb=val_dsb, val_loss=val_loss, device=str(device), train=train_cfg)
+            log.info("new best model (val_dsb %.4f) saved to %s", val_dsb, model_path)
+        with atomic_path(checkpoint_path) as tmp:
+            torch.save({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "history": history}, tmp)
+        with atomic_path(history_path) as tmp:
+            pd.DataFrame(history).to_csv(tmp, index=False)
+    return pd.DataFrame(history)
+

@@ -1,0 +1,16 @@
+"""Snakemake script: a folder of the user's images -> results/segment/<stem>.tif labels."""
+
+from nucleoflow.io import setup_logging
+from nucleoflow.segment import segment_folder
+
+setup_logging(snakemake.log[0])
+segment_folder(
+    snakemake.input.images,
+    snakemake.output[0],
+    snakemake.input.model,
+    tile=snakemake.params.tile_size,
+    overlap=snakemake.params.overlap,
+    batch_size=snakemake.params.batch_size,
+    threads=snakemake.threads,
+    **snakemake.params.thresholds,
+)

@@ -1,0 +1,17 @@
+"""Snakemake script: train the U-Net, keep the best model, plot the curves."""
+
+from nucleoflow.io import setup_logging
+from nucleoflow.report import plot_history
+from nucleoflow.train import train
+
+setup_logging(snakemake.log[0])
+history = train(
+    snakemake.input.data,
+    snakemake.output.model,
+    snakemake.output.history,
+    snakemake.params.checkpoint,
+    snakemake.params.model,
+    snakemake.params.train,
+    threads=snakemake.threads,
+)
+plot_history(history, snakemake.output.curves)
