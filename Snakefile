@@ -20,7 +20,7 @@ include: "workflow/rules/segment.smk"
 
 
 rule all:
+    default_target: True
     input:
         "results/metrics/summary.csv",
         "results/report/score_vs_iou.png",
-    default_target: True

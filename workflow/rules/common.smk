@@ -5,8 +5,11 @@ LIBRARY = Path(workflow.basedir) / "workflow" / "scripts" / "nucleoflow"
 
 def lib(*modules):
     """Library modules a rule's script imports (transitively): Snakemake does not track
-    imports, so listing them as inputs makes code edits rerun exactly the affected rules."""
-    return [str(LIBRARY / f"{name}.py") for name in ("__init__", "errors", "io") + modules]
+    imports, so listing them as inputs makes code edits rerun exactly the affected rules.
+    """
+    return [
+        str(LIBRARY / f"{name}.py") for name in ("__init__", "errors", "io") + modules
+    ]
 
 
 def data_source(wildcards):

@@ -1,11 +1,8 @@
 rule download:
-    output:
-        "results/download/archive.zip",
     input:
         lib("download"),
-    params:
-        url=config["data"]["url"],
-        sha256=config["data"]["sha256"],
+    output:
+        "results/download/archive.zip",
     log:
         "results/logs/download.log",
     conda:
@@ -13,19 +10,19 @@ rule download:
     resources:
         mem_mb=500,
         runtime=60,
+    params:
+        url=config["data"]["url"],
+        sha256=config["data"]["sha256"],
     script:
         "../scripts/download.py"
 
 
 rule preprocess:
-    output:
-        directory("results/data"),
     input:
         source=data_source,
         lib=lib("dataset"),
-    params:
-        max_images=config["data"]["max_images"],
-        split=config["data"]["split"],
+    output:
+        directory("results/data"),
     log:
         "results/logs/preprocess.log",
     conda:
@@ -33,5 +30,8 @@ rule preprocess:
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        max_images=config["data"]["max_images"],
+        split=config["data"]["split"],
     script:
         "../scripts/preprocess.py"

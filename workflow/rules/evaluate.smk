@@ -1,4 +1,8 @@
 rule evaluate:
+    input:
+        labels="results/labels",
+        data="results/data",
+        lib=lib("metrics"),
     output:
         per_image="results/metrics/per_image.csv",
         summary=report(
@@ -6,10 +10,6 @@ rule evaluate:
             caption="../report/summary.rst",
             category="Metrics",
         ),
-    input:
-        labels="results/labels",
-        data="results/data",
-        lib=lib("metrics"),
     log:
         "results/logs/evaluate.log",
     conda:
@@ -22,6 +22,12 @@ rule evaluate:
 
 
 rule report:
+    input:
+        per_image="results/metrics/per_image.csv",
+        summary="results/metrics/summary.csv",
+        labels="results/labels",
+        data="results/data",
+        lib=lib("report", "curves", "metrics"),
     output:
         score_vs_iou=report(
             "results/report/score_vs_iou.png",
@@ -38,12 +44,6 @@ rule report:
             caption="../report/overlays.rst",
             category="Examples",
         ),
-    input:
-        per_image="results/metrics/per_image.csv",
-        summary="results/metrics/summary.csv",
-        labels="results/labels",
-        data="results/data",
-        lib=lib("report", "metrics"),
     log:
         "results/logs/report.log",
     conda:

@@ -1,13 +1,4 @@
 rule train:
-    output:
-        model="results/model/model.pt",
-        card="results/model/model.json",
-        history="results/model/history.csv",
-        curves=report(
-            "results/model/curves.png",
-            caption="../report/curves.rst",
-            category="Training",
-        ),
     input:
         data="results/data",
         lib=lib(
@@ -18,62 +9,69 @@ rule train:
             "normalize",
             "postprocess",
             "targets",
-            "report",
+            "curves",
         ),
-    params:
-        model=config["model"],
-        train=config["train"],
-        checkpoint="results/model/checkpoint.pt",
-    threads: config["resources"]["threads"]
+    output:
+        model="results/model/model.pt",
+        card="results/model/model.json",
+        history="results/model/history.csv",
+        curves=report(
+            "results/model/curves.png",
+            caption="../report/curves.rst",
+            category="Training",
+        ),
     log:
         "results/logs/train.log",
     benchmark:
         "results/benchmarks/train.tsv"
     conda:
         "../../envs/torch.yaml"
+    threads: config["resources"]["threads"]
     resources:
         gpu=1,
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=config["resources"]["train_runtime"],
+    params:
+        model=config["model"],
+        train=config["train"],
+        checkpoint="results/model/checkpoint.pt",
     script:
         "../scripts/train.py"
 
 
 rule predict:
-    output:
-        directory("results/predict"),
     input:
         model="results/model/model.pt",
         data="results/data",
         lib=lib("infer", "device", "model", "normalize"),
-    params:
-        tile_size=config["predict"]["tile_size"],
-        overlap=config["predict"]["overlap"],
-        batch_size=config["predict"]["batch_size"],
-        splits=config["predict"]["splits"],
-    threads: config["resources"]["threads"]
+    output:
+        directory("results/predict"),
     log:
         "results/logs/predict.log",
     benchmark:
         "results/benchmarks/predict.tsv"
     conda:
         "../../envs/torch.yaml"
+    threads: config["resources"]["threads"]
     resources:
         gpu=1,
         mem_mb=8000,
         runtime=120,
+    params:
+        tile_size=config["predict"]["tile_size"],
+        overlap=config["predict"]["overlap"],
+        batch_size=config["predict"]["batch_size"],
+        splits=config["predict"]["splits"],
     script:
         "../scripts/predict.py"
 
 
 rule postprocess:
-    output:
-        directory("results/labels"),
     input:
         probs="results/predict",
         lib=lib("postprocess", "targets"),
-    params:
-        thresholds=config["postprocess"],
+    output:
+        directory("results/labels"),
     log:
         "results/logs/postprocess.log",
     benchmark:
@@ -83,5 +81,7 @@ rule postprocess:
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        thresholds=config["postprocess"],
     script:
         "../scripts/postprocess.py"

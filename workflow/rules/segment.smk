@@ -1,25 +1,33 @@
 rule segment:
-    output:
-        directory("results/segment"),
     input:
         images=segment_input,
         model=config["segment"]["model"],
-        lib=lib("segment", "infer", "device", "model", "normalize", "postprocess", "targets"),
-    params:
-        tile_size=config["predict"]["tile_size"],
-        overlap=config["predict"]["overlap"],
-        batch_size=config["predict"]["batch_size"],
-        thresholds=config["postprocess"],
-    threads: config["resources"]["threads"]
+        lib=lib(
+            "segment",
+            "infer",
+            "device",
+            "model",
+            "normalize",
+            "postprocess",
+            "targets",
+        ),
+    output:
+        directory("results/segment"),
     log:
         "results/logs/segment.log",
     benchmark:
         "results/benchmarks/segment.tsv"
     conda:
         "../../envs/torch.yaml"
+    threads: config["resources"]["threads"]
     resources:
         gpu=1,
         mem_mb=8000,
         runtime=120,
+    params:
+        tile_size=config["predict"]["tile_size"],
+        overlap=config["predict"]["overlap"],
+        batch_size=config["predict"]["batch_size"],
+        thresholds=config["postprocess"],
     script:
         "../scripts/segment.py"

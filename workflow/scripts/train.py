@@ -1,7 +1,7 @@
 """Snakemake script: train the U-Net, keep the best model, plot the curves."""
 
 from nucleoflow.io import setup_logging
-from nucleoflow.report import plot_history
+from nucleoflow.curves import plot_history
 from nucleoflow.train import train
 
 setup_logging(snakemake.log[0])

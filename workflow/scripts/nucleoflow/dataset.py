@@ -6,6 +6,7 @@ write anywhere.
 
 import logging
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -55,7 +56,7 @@ class Archive:
             raise InputError(where, f"inflates to {info.file_size} bytes", "Refusing a likely decompression bomb")
         try:
             return self._zip.read(name)
-        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
             raise InputError(where, f"cannot be extracted ({exc})", "The archive is corrupt: fetch it again") from exc
 
     def image(self, name):
@@ -71,14 +72,15 @@ class Sample:
 
 def find_samples(archive):
     """Group archive members into samples, in either supported layout."""
+    # Keep each member's own name: rejoining its parts would not find `/x` or `a//b` again.
     candidates = [
-        PurePosixPath(n).parts
+        (n, PurePosixPath(n).parts)
         for n in archive.names()
         if n.lower().endswith(IMAGE_SUFFIXES) and not PurePosixPath(n).name.startswith(".")
     ]
-    layout = "folder" if any(len(p) >= 2 and p[-2] == "labels" for p in candidates) else "kaggle"
+    layout = "folder" if any(len(p) >= 2 and p[-2] == "labels" for _, p in candidates) else "kaggle"
     by_id = {}
-    for parts in candidates:
+    for name, parts in candidates:
         folder = parts[-2] if len(parts) >= 2 else None
         if layout == "folder" and folder in ("images", "labels"):
             key = PurePosixPath(parts[-1]).stem
@@ -86,11 +88,18 @@ def find_samples(archive):
             key = parts[-3]
         else:
             continue
+        if key in ("", ".", "..") or "/" in key or "\\" in key:
+            # The id names output files (images/<id>.tif): `/` would make that path absolute.
+            raise InputError(
+                f"{archive.path}:{name}",
+                f"gives the unusable image id {key!r}",
+                "Repack the archive with relative member paths such as <id>/images/<id>.png",
+            )
         sample = by_id.setdefault(key, Sample(key, None, []))
         if folder == "images":
-            sample.image = "/".join(parts)
+            sample.image = name
         else:
-            sample.masks.append("/".join(parts))
+            sample.masks.append(name)
     if not by_id:
         raise InputError(
             archive.path,

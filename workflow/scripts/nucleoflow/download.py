@@ -1,6 +1,7 @@
 """Fetch the data archive from an HTTP(S) URL, a file:// URL or a local path."""
 
 import hashlib
+import http.client
 import logging
 import time
 import urllib.error
@@ -19,14 +20,6 @@ OFFLINE_HINT = (
 )
 
 
-def sha256sum(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(CHUNK), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _open(url, timeout):
     """Return (readable stream, expected size or None) for a URL or a local path."""
     scheme = urllib.parse.urlparse(url).scheme
@@ -35,7 +28,7 @@ def _open(url, timeout):
             response = urllib.request.urlopen(url, timeout=timeout)
         except urllib.error.HTTPError as exc:
             raise InputError(url, f"the server answered HTTP {exc.code} {exc.reason}", OFFLINE_HINT) from exc
-        except (urllib.error.URLError, OSError) as exc:
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
             reason = getattr(exc, "reason", exc)
             raise InputError(url, f"is unreachable ({reason})", OFFLINE_HINT) from exc
         length = response.headers.get("Content-Length")
@@ -57,7 +50,7 @@ def fetch(url, dest, sha256=None, timeout=60):
             while True:
                 try:
                     block = stream.read(CHUNK)
-                except OSError as exc:
+                except (OSError, http.client.HTTPException) as exc:
                     raise InputError(url, f"the transfer broke after {received} bytes ({exc})", OFFLINE_HINT) from exc
                 if not block:
                     break
@@ -82,10 +75,3 @@ def fetch(url, dest, sha256=None, timeout=60):
     log.info("saved %s (%d bytes, sha256 %s)", dest, received, actual)
     return actual
 
-
-def is_local_dir(url):
-    """True when data.url names a folder of the user's own images (used without download)."""
-    return bool(url) and "://" not in url and Path(url).is_dir()
-
-
-__all__ = ["fetch", "sha256sum", "is_local_dir"]

@@ -19,6 +19,8 @@ IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 # Refuse images whose pixel count suggests a decompression bomb rather than a micrograph
 # that this in-memory path can hold (huge slides need the tiled path).
 MAX_PIXELS = 40_000 * 40_000
+_UMASK = os.umask(0)
+os.umask(_UMASK)
 
 
 def setup_logging(log_path):
@@ -42,6 +44,7 @@ def atomic_path(path):
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs get the usual mode
     try:
         yield Path(tmp)
         os.replace(tmp, path)

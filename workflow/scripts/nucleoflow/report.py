@@ -1,4 +1,4 @@
-"""Figures for the report: training curves, score vs IoU, score distributions, overlays."""
+"""Figures for the evaluation report: score vs IoU, score distributions, overlays."""
 
 from pathlib import Path
 
@@ -9,28 +9,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from skimage.segmentation import find_boundaries  # noqa: E402
 
-from .io import atomic_path, load_hwc  # noqa: E402
+from .curves import save_figure  # noqa: E402
+from .io import load_hwc  # noqa: E402
 from .metrics import THRESHOLDS  # noqa: E402
-
-
-def _save(fig, path):
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format=Path(path).suffix[1:], dpi=110, bbox_inches="tight")
-    plt.close(fig)
-
-
-def plot_history(history, path):
-    fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(10, 4))
-    ax_loss.plot(history["epoch"], history["train_loss"], marker="o", label="train")
-    ax_loss.plot(history["epoch"], history["val_loss"], marker="o", label="validation")
-    ax_loss.set(xlabel="epoch", ylabel="loss (CE + soft Dice)", title="Loss")
-    ax_loss.legend()
-    ax_score.plot(history["epoch"], history["val_dsb"], marker="o", color="tab:green")
-    best = history["val_dsb"].idxmax()
-    ax_score.axvline(history["epoch"][best], color="gray", ls="--", label=f"best epoch {history['epoch'][best]}")
-    ax_score.set(xlabel="epoch", ylabel="DSB score (validation crops)", title="Validation score", ylim=(0, 1))
-    ax_score.legend()
-    _save(fig, path)
 
 
 def plot_score_vs_iou(summary, path):
@@ -43,7 +24,7 @@ def plot_score_vs_iou(summary, path):
             ax.plot(THRESHOLDS, values, marker="o", label=f"{row['modality']} (n={row['n_images']}, DSB {row['dsb']:.3f})")
         ax.set(xlabel="IoU threshold", ylabel="mean AP per image", title=f"{split} split", ylim=(0, 1))
         ax.legend(fontsize=8)
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_distribution(per_image, path):
@@ -60,7 +41,7 @@ def plot_distribution(per_image, path):
         for i, v in enumerate(values, 1):
             ax.scatter(i + rng.uniform(-0.15, 0.15, len(v)), v, s=8, alpha=0.6)
         ax.set(ylabel="DSB score per image", title=f"{split} split", ylim=(0, 1))
-    _save(fig, path)
+    save_figure(fig, path)
 
 
 def plot_overlays(per_image, data_dir, labels_dir, path):
@@ -80,4 +61,4 @@ def plot_overlays(per_image, data_dir, labels_dir, path):
         ax.imshow(rgb)
         ax.set_title(f"{name}: {row['modality']}, DSB {row['dsb']:.3f}\n{row['id'][:16]}", fontsize=9)
         ax.axis("off")
-    _save(fig, path)
+    save_figure(fig, path)

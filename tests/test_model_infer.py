@@ -1,0 +1,78 @@
+import numpy as np
+import pytest
+import torch
+from nucleoflow.infer import gaussian_weight, predict_tiled, probabilities
+from nucleoflow.model import UNet, load_model, save_model
+from nucleoflow.normalize import normalize
+
+
+class Pointwise(torch.nn.Module):
+    """A 1x1-conv 'network': tiling must reproduce its whole-image output exactly."""
+
+    multiple = 16
+    config = {"n_classes": 3}
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = torch.nn.Conv2d(3, 3, 1)
+
+    def forward(self, x):
+        return self.conv(x)
+
+
+@pytest.mark.parametrize("shape", [(3, 300, 517), (3, 40, 70), (3, 256, 256), (3, 17, 255)])
+def test_tiled_equals_whole_image(shape):
+    model = Pointwise().eval()
+    image = np.random.default_rng(1).normal(size=shape).astype(np.float32)
+    tiled = predict_tiled(model, image, tile=128, overlap=0.25, batch_size=3)
+    with torch.no_grad():
+        whole = torch.softmax(model(torch.from_numpy(image)[None]), 1)[0].numpy()
+    assert tiled.shape == whole.shape
+    np.testing.assert_allclose(tiled, whole, atol=1e-5)
+
+
+def test_gaussian_weight_peaks_in_centre_and_stays_positive():
+    weight = gaussian_weight((64, 96))
+    assert weight.shape == (64, 96) and weight.min() > 0
+    assert weight[31:33, 47:49].min() == pytest.approx(weight.max(), rel=1e-3)
+    assert weight[0, 0] < 0.01
+
+
+@pytest.mark.parametrize("norm", ["batch", "instance", "group", "none"])
+def test_unet_shapes(norm):
+    model = UNet(depth=3, base_width=4, norm=norm).eval()
+    with torch.no_grad():
+        assert model(torch.zeros(2, 3, 48, 64)).shape == (2, 3, 48, 64)
+
+
+def test_save_load_roundtrip(tmp_path):
+    model = UNet(depth=2, base_width=4).eval()
+    save_model(model, tmp_path / "model.pt", epoch=3, val_dsb=0.5)
+    loaded, meta = load_model(tmp_path / "model.pt")
+    assert meta["epoch"] == 3 and (tmp_path / "model.json").exists()
+    image = np.random.default_rng(0).integers(0, 255, (50, 70)).astype(np.uint8)
+    np.testing.assert_allclose(probabilities(model, image, tile=64), probabilities(loaded, image, tile=64), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "image",
+    [
+        np.zeros((40, 50), np.uint16) + np.arange(50, dtype=np.uint16) * 1000,
+        np.zeros((40, 50, 3), np.uint8) + np.arange(50, dtype=np.uint8)[:, None],
+        np.zeros((40, 50, 4), np.uint8) + np.arange(50, dtype=np.uint8)[:, None],
+    ],
+)
+def test_normalize_any_input(image):
+    from nucleoflow.io import to_hwc
+
+    x = normalize(to_hwc(image, "test"))
+    assert x.shape == (3, 40, 50) and x.dtype == np.float32
+    assert -0.51 <= x.min() and x.max() <= 1.51
+
+
+def test_bright_background_is_inverted():
+    dark_nuclei = np.full((64, 64, 1), 200, np.uint8)
+    dark_nuclei[20:30, 20:30] = 20
+    x = normalize(dark_nuclei)
+    assert x[0, 25, 25] > x[0, 5, 5]
