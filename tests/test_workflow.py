@@ -148,7 +148,7 @@ def test_segment_users_images_matches_pipeline(smoke, tmp_path):
     image = tifffile.imread(work / "results" / "data" / "images" / f"{test_ids[1]}.tif")
     tifffile.imwrite(folder / "second.tif", image.astype(np.uint16) * 257)
     overlay = write_config(tmp_path / "seg.yaml", segment={"input_dir": str(folder)})
-    snakemake(work, *args, overlay, "segment")
+    snakemake(work, "segment", *args, overlay)
     for stem, image_id in zip(("first", "second"), test_ids):
         mine = tifffile.imread(work / "results" / "segment" / f"{stem}.tif")
         pipeline = tifffile.imread(work / "results" / "labels" / f"{image_id}.tif")
