@@ -28,7 +28,7 @@ rule train:
         "../../envs/torch.yaml"
     threads: config["resources"]["threads"]
     resources:
-        gpu=1,
+        gpu=config["resources"]["train_gpus"],
         mem_mb=config["resources"]["train_mem_mb"],
         runtime=config["resources"]["train_runtime"],
     params:

@@ -13,5 +13,7 @@ history = train(
     snakemake.params.model,
     snakemake.params.train,
     threads=snakemake.threads,
+    processes=snakemake.resources.gpu,
+    log_path=snakemake.log[0],
 )
 plot_history(history, snakemake.output.curves)

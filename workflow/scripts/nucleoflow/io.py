@@ -23,9 +23,9 @@ _UMASK = os.umask(0)
 os.umask(_UMASK)
 
 
-def setup_logging(log_path):
+def setup_logging(log_path, mode="w"):
     """Send log records and uncaught tracebacks of a workflow script to its log file."""
-    handler = logging.FileHandler(log_path, mode="w")
+    handler = logging.FileHandler(log_path, mode=mode)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler, logging.StreamHandler(sys.stderr)]

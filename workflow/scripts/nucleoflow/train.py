@@ -1,7 +1,11 @@
 """Training loop: random crops with dihedral and intensity augmentation, CE + soft Dice."""
 
+import hashlib
+import json
 import logging
 import math
+import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -10,10 +14,12 @@ import numpy as np
 import pandas as pd
 import tifffile
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
 
 from .device import autocast, pick_device, prepare
-from .io import atomic_path, load_hwc
+from .io import atomic_path, load_hwc, setup_logging
 from .metrics import image_scores
 from .model import UNet, save_model
 from .normalize import normalize
@@ -122,59 +128,166 @@ def lr_at(step, total_steps, base_lr, warmup_steps):
     return base_lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-def train(data_dir, model_path, history_path, checkpoint_path, model_cfg, train_cfg, threads=1):
-    """Train a U-Net; keep the best model on the validation DSB score; checkpoint every epoch.
+def _fingerprint(data_dir, model_cfg, train_cfg):
+    """What a checkpoint must match to be resumed: the data, the model and the schedule."""
+    digest = hashlib.sha256(json.dumps([model_cfg, train_cfg], sort_keys=True).encode())
+    digest.update((Path(data_dir) / "manifest.csv").read_bytes())
+    return digest.hexdigest()
 
-    The validation score uses the default postprocess thresholds, so tuning those never
-    retrains the network.
+
+def _load_checkpoint(path, fingerprint, remove_stale=True):
+    """The saved training state if it belongs to this run, else None (a stale one is removed)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a checkpoint is only a cache: never fail the job on it
+        log.warning("ignoring unreadable checkpoint %s (%s)", path, exc)
+        state = None
+    if state is None or state.get("fingerprint") != fingerprint:
+        if remove_stale:
+            if state is not None:
+                log.info("discarding checkpoint %s: data or training config changed", path)
+            path.unlink()
+        return None
+    return state
+
+
+def _stop_on_sigterm(checkpoint_path):
+    """SLURM's time limit and preemption send SIGTERM: exit cleanly, keeping the checkpoint."""
+
+    def handler(signum, frame):
+        log.warning("SIGTERM: stopping; rerun the workflow to resume from %s", checkpoint_path)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def train(data_dir, model_path, history_path, checkpoint_path, model_cfg, train_cfg, threads=1, processes=1, log_path=None):
+    """Train a U-Net; keep the best model on the validation DSB score.
+
+    processes > 1 runs DistributedDataParallel through torchrun's launcher (NCCL on GPUs,
+    one per process; gloo on CPUs). The full training state is checkpointed atomically after
+    every epoch; a rerun with the same data and config resumes from it and ends exactly as an
+    uninterrupted run would. The validation score uses the default postprocess thresholds,
+    so tuning those never retrains the network.
     """
+    args = (data_dir, model_path, history_path, checkpoint_path, model_cfg, train_cfg, max(1, threads // processes), log_path)
+    if processes == 1:
+        return pd.DataFrame(_train_process(*args))
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    launch = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=processes,
+        run_id=f"nucleoflow-{os.getpid()}",
+        rdzv_backend="c10d",
+        rdzv_endpoint="127.0.0.1:0",
+        max_restarts=0,
+        monitor_interval=1,
+    )
+    return pd.DataFrame(elastic_launch(launch, _train_process)(*args)[0])
+
+
+def _train_process(data_dir, model_path, history_path, checkpoint_path, model_cfg, train_cfg, threads, log_path):
+    """One training process: the whole run, or one rank of a distributed run."""
     torch.set_num_threads(threads)
     torch.manual_seed(train_cfg["seed"])
-    rng = np.random.default_rng(train_cfg["seed"])
+    world = int(os.environ.get("WORLD_SIZE", 1))
+    rank = int(os.environ.get("RANK", 0))
     device = pick_device()
+    if world > 1:
+        if log_path and rank == 0:  # spawned ranks start with no logging set up
+            setup_logging(log_path, mode="a")
+        if device.type == "cuda":
+            device = torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    lead = rank == 0
     manifest = pd.read_csv(Path(data_dir) / "manifest.csv")
-    train_set, val_set = load_split(data_dir, manifest, "train"), load_split(data_dir, manifest, "val")
-    if not train_set or not val_set:
+    train_set = load_split(data_dir, manifest, "train")
+    val_set = load_split(data_dir, manifest, "val") if lead else []
+    if not train_set or (lead and not val_set):
         raise ValueError(f"need train and val images, got {len(train_set)} and {len(val_set)}; use more images")
-    log.info("device %s; %d training and %d validation images", device, len(train_set), len(val_set))
+    if lead:
+        log.info("device %s x %d; %d training and %d validation images", device, world, len(train_set), len(val_set))
     size, batch_size, epochs = train_cfg["crop_size"], train_cfg["batch_size"], train_cfg["epochs"]
     weights = sampling_weights(train_set, train_cfg["modality_balance"])
     val_crops = validation_crops(val_set, size)
 
     model = prepare(UNet(n_classes=N_CLASSES, **model_cfg), device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg["learning_rate"], weight_decay=train_cfg["weight_decay"])
+    # samples_per_epoch and batch_size are global: each of the `world` ranks takes its share.
     steps_per_epoch = max(1, train_cfg["samples_per_epoch"] // batch_size)
+    local_batch = max(1, batch_size // world)
     total_steps = epochs * steps_per_epoch
-    history, best = [], -1.0
-    for epoch in range(1, epochs + 1):
-        model.train()
+    fingerprint = _fingerprint(data_dir, model_cfg, train_cfg)
+    state = _load_checkpoint(checkpoint_path, fingerprint, remove_stale=lead)
+    if world > 1:
+        dist.barrier()  # nobody reads the checkpoint while rank 0 may remove it
+    if state:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        history, best = state["history"], state["best"]
+        if lead:
+            log.info("resumed from epoch %d (%s)", state["epoch"], checkpoint_path)
+    else:
+        history, best = [], {"val_dsb": -1.0}
+    net = DistributedDataParallel(model) if world > 1 else model
+    _stop_on_sigterm(checkpoint_path)
+    for epoch in range(len(history) + 1, epochs + 1):
+        # Per-epoch, per-rank random streams: resuming needs no generator state.
+        rng = np.random.default_rng([train_cfg["seed"], epoch, rank])
+        net.train()
         started, running = time.monotonic(), 0.0
         for step in range(steps_per_epoch):
             lr = lr_at((epoch - 1) * steps_per_epoch + step, total_steps, train_cfg["learning_rate"], steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            picks = rng.choice(len(train_set), size=batch_size, p=weights)
+            picks = rng.choice(len(train_set), size=local_batch, p=weights)
             batch = [augment(*random_crop(train_set[i], size, rng), rng) for i in picks]
             images = torch.from_numpy(np.stack([b[0] for b in batch])).to(device).contiguous(memory_format=torch.channels_last)
             targets = torch.from_numpy(np.stack([b[1] for b in batch]).astype(np.int64)).to(device)
             with autocast(device):
-                logits = model(images)
+                logits = net(images)
             loss = loss_fn(logits.float(), targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             running += loss.item()
-        val_loss, val_dsb = evaluate(model, val_crops, device, batch_size)
-        row = dict(epoch=epoch, train_loss=running / steps_per_epoch, val_loss=val_loss, val_dsb=val_dsb, lr=lr, seconds=time.monotonic() - started)
-        history.append(row)
-        log.info("epoch %d/%d train_loss %.4f val_loss %.4f val_dsb %.4f (%.0f s)", epoch, epochs, row["train_loss"], val_loss, val_dsb, row["seconds"])
-        if val_dsb > best:
-            best = val_dsb
-            save_model(model, model_path, epoch=epoch, val_dsb=val_dsb, val_loss=val_loss, device=str(device), train=train_cfg)
-            log.info("new best model (val_dsb %.4f) saved to %s", val_dsb, model_path)
-        with atomic_path(checkpoint_path) as tmp:
-            torch.save({"epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "history": history}, tmp)
-        with atomic_path(history_path) as tmp:
-            pd.DataFrame(history).to_csv(tmp, index=False)
-    return pd.DataFrame(history)
+        if lead:
+            best = _end_epoch(model, optimizer, val_crops, device, batch_size, epoch, epochs, running / steps_per_epoch, lr, started, history, best, fingerprint, checkpoint_path, history_path)
+        if world > 1:
+            dist.barrier()
+    if lead:
+        model.load_state_dict(best["state"])
+        metadata = {k: v for k, v in best.items() if k != "state"}
+        save_model(model, model_path, **metadata, device=str(device), processes=world, train=train_cfg)
+        log.info("saved the best model (epoch %d, val_dsb %.4f) to %s", best["epoch"], best["val_dsb"], model_path)
+        Path(checkpoint_path).unlink()  # finished: a forced rerun trains afresh
+    if world > 1:
+        dist.destroy_process_group()
+    return history
 
+
+def _end_epoch(model, optimizer, val_crops, device, batch_size, epoch, epochs, train_loss, lr, started, history, best, fingerprint, checkpoint_path, history_path):
+    """Validate, checkpoint and log one finished epoch (rank 0); returns the best so far."""
+    val_loss, val_dsb = evaluate(model, val_crops, device, batch_size)
+    row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_dsb": val_dsb, "lr": lr}
+    row["seconds"] = time.monotonic() - started
+    history.append(row)
+    if val_dsb > best["val_dsb"]:
+        weights_copy = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        best = {"epoch": epoch, "val_dsb": val_dsb, "val_loss": val_loss, "state": weights_copy}
+    checkpoint = {"fingerprint": fingerprint, "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "history": history, "best": best}
+    with atomic_path(checkpoint_path) as tmp:
+        torch.save(checkpoint, tmp)
+    with atomic_path(history_path) as tmp:
+        pd.DataFrame(history).to_csv(tmp, index=False)
+    # Logged after the checkpoint, so a logged epoch is always a resumable one.
+    log.info("epoch %d/%d train_loss %.4f val_loss %.4f val_dsb %.4f (%.0f s)", epoch, epochs, train_loss, val_loss, val_dsb, row["seconds"])
+    if best["epoch"] == epoch:
+        log.info("new best model (val_dsb %.4f)", val_dsb)
+    return best

@@ -1,0 +1,109 @@
+"""Training killed mid-run resumes from its last complete epoch and ends as if never killed."""
+
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+from nucleoflow.dataset import build_dataset
+from runner import ROOT
+
+MODEL = {"depth": 2, "base_width": 8, "norm": "batch"}
+TRAIN = {
+    "epochs": 4,
+    "samples_per_epoch": 24,
+    "batch_size": 4,
+    "crop_size": 96,
+    "learning_rate": 0.003,
+    "weight_decay": 0.0001,
+    "modality_balance": 0.5,
+    "seed": 0,
+}
+
+
+@pytest.fixture(scope="module")
+def data_dir(dsb_zip, tmp_path_factory):
+    out = tmp_path_factory.mktemp("resume") / "data"
+    build_dataset(dsb_zip, out, max_images=10, seed=1, val_fraction=0.2, test_fraction=0.2)
+    return out
+
+
+def start(data_dir, out, train_cfg=TRAIN):
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT / 'workflow' / 'scripts')!r})\n"
+        "from nucleoflow.io import setup_logging\nfrom nucleoflow.train import train\n"
+        f"setup_logging({str(out / 'train.log')!r})\n"
+        f"train({str(data_dir)!r}, {str(out / 'model.pt')!r}, {str(out / 'history.csv')!r}, "
+        f"{str(out / 'checkpoint.pt')!r}, {MODEL!r}, {train_cfg!r}, threads=1)\n"
+    )
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+
+def kill_after_epoch(proc, log, epoch, signum):
+    deadline = time.monotonic() + 120
+    while f"epoch {epoch}/" not in (log.read_text() if log.exists() else ""):
+        assert proc.poll() is None and time.monotonic() < deadline, "training ended before the kill"
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    return proc.wait(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(data_dir, tmp_path_factory):
+    out = tmp_path_factory.mktemp("whole")
+    assert start(data_dir, out).wait() == 0
+    return pd.read_csv(out / "history.csv")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_killed_training_resumes_and_matches(data_dir, uninterrupted, tmp_path, signum):
+    returncode = kill_after_epoch(start(data_dir, tmp_path), tmp_path / "train.log", 2, signum)
+    assert returncode != 0
+    assert not (tmp_path / "model.pt").exists()
+    assert (tmp_path / "checkpoint.pt").exists()
+    if signum == signal.SIGTERM:
+        assert "SIGTERM: stopping" in (tmp_path / "train.log").read_text()
+    assert start(data_dir, tmp_path).wait() == 0
+    log = (tmp_path / "train.log").read_text()
+    resumed = int(log.split("resumed from epoch ")[1].split()[0])
+    assert resumed >= 2
+    history = pd.read_csv(tmp_path / "history.csv")
+    assert list(history["epoch"]) == [1, 2, 3, 4]
+    pd.testing.assert_frame_equal(history.drop(columns="seconds"), uninterrupted.drop(columns="seconds"), atol=1e-6)
+    assert (tmp_path / "model.pt").exists()
+
+
+def test_changed_config_discards_checkpoint(data_dir, tmp_path):
+    assert kill_after_epoch(start(data_dir, tmp_path), tmp_path / "train.log", 1, signal.SIGKILL) != 0
+    changed = dict(TRAIN, epochs=2, learning_rate=0.002)
+    assert start(data_dir, tmp_path, changed).wait() == 0
+    log = (tmp_path / "train.log").read_text()
+    assert "discarding checkpoint" in log and "resumed" not in log
+    assert list(pd.read_csv(tmp_path / "history.csv")["epoch"]) == [1, 2]
+
+
+def test_distributed_training_matches_single_process(data_dir, uninterrupted, tmp_path):
+    """Two CPU processes (DistributedDataParallel over gloo, launched as torchrun does)."""
+    code = (
+        f"import sys; sys.path.insert(0, {str(ROOT / 'workflow' / 'scripts')!r})\n"
+        "from nucleoflow.io import setup_logging\nfrom nucleoflow.train import train\n"
+        f"setup_logging({str(tmp_path / 'train.log')!r})\n"
+        "if __name__ == '__main__':\n"
+        f"    train({str(data_dir)!r}, {str(tmp_path / 'model.pt')!r}, {str(tmp_path / 'history.csv')!r}, "
+        f"{str(tmp_path / 'checkpoint.pt')!r}, {MODEL!r}, {TRAIN!r}, threads=2, processes=2, "
+        f"log_path={str(tmp_path / 'train.log')!r})\n"
+    )
+    script = tmp_path / "ddp.py"
+    script.write_text(code)
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = (tmp_path / "train.log").read_text()
+    assert "x 2;" in log and "epoch 4/4" in log
+    history = pd.read_csv(tmp_path / "history.csv")
+    single, ddp = uninterrupted.iloc[-1], history.iloc[-1]
+    print(f"final val_loss single {single.val_loss:.4f} ddp {ddp.val_loss:.4f}; val_dsb {single.val_dsb:.4f} {ddp.val_dsb:.4f}")
+    assert ddp.train_loss < history["train_loss"].iloc[0]
+    assert abs(ddp.val_loss - single.val_loss) < 0.25 * single.val_loss
+    assert (tmp_path / "model.pt").exists()
