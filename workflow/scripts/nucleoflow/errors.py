@@ -1,4 +1,4 @@
-"""The one exception type for bad user input: its message names the file and the fix."""
+"""Errors the user must act on: each message names the file and what to do."""
 
 
 class InputError(Exception):
@@ -7,3 +7,7 @@ class InputError(Exception):
     def __init__(self, path, problem, remedy):
         self.path = str(path)
         super().__init__(f"{path}: {problem}. {remedy}")
+
+
+class OutputError(InputError):
+    """Raised when an output cannot be written (full disk, read-only folder...)."""

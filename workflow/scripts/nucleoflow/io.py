@@ -1,6 +1,7 @@
 """Reading images and writing outputs atomically (temporary name, then rename)."""
 
 import contextlib
+import errno
 import io
 import logging
 import os
@@ -13,12 +14,14 @@ import numpy as np
 import tifffile
 from PIL import Image
 
-from .errors import InputError
+from .errors import InputError, OutputError
 
 IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 # Refuse images whose pixel count suggests a decompression bomb rather than a micrograph
 # that this in-memory path can hold (huge slides need the tiled path).
 MAX_PIXELS = 40_000 * 40_000
+Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own bomb check, at the same limit
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 
@@ -38,19 +41,35 @@ def setup_logging(log_path, mode="w"):
 
 
 @contextlib.contextmanager
+def _output_errors(path):
+    """Turn a failed write (full disk, read-only or forbidden folder) into a clear message."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno not in _WRITE_ERRNOS:
+            raise
+        raise OutputError(
+            path,
+            f"cannot be written ({exc.strerror})",
+            "Free disk space, or run the workflow where the results folder is writable",
+        ) from exc
+
+
+@contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside `path`; rename it into place only on success."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-    os.close(fd)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs get the usual mode
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with _output_errors(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+        os.close(fd)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs get the usual mode
+        try:
+            yield Path(tmp)
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
 
 
 @contextlib.contextmanager
@@ -58,14 +77,15 @@ def staging_dir(path):
     """Yield a hidden sibling folder that replaces `path` only if the block succeeds."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.part")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
-        yield tmp
-        shutil.rmtree(path, ignore_errors=True)
-        tmp.rename(path)
-    finally:
+    with _output_errors(path):
         shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        try:
+            yield tmp
+            shutil.rmtree(path, ignore_errors=True)
+            tmp.rename(path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_tiff(path, array, **kwargs):
@@ -74,24 +94,32 @@ def write_tiff(path, array, **kwargs):
         tifffile.imwrite(tmp, array, compression="zlib", **kwargs)
 
 
+def _refuse_bomb(name, height, width):
+    if height * width > MAX_PIXELS:
+        raise InputError(
+            name,
+            f"declares {width}x{height} pixels, over the {MAX_PIXELS} pixel limit (a likely decompression bomb)",
+            "Check the file; split huge images into tiles first",
+        )
+
+
 def decode_image(data, name):
     """Decode PNG or TIFF bytes into an array; `name` is used in error messages."""
     try:
         if str(name).lower().endswith((".tif", ".tiff")):
-            array = tifffile.imread(io.BytesIO(data))
+            with tifffile.TiffFile(io.BytesIO(data)) as tif:
+                shape = tif.series[0].shape
+                _refuse_bomb(name, *(shape[:2] if len(shape) < 3 or shape[-1] <= 4 else shape[-2:]))
+                array = tif.asarray()
         else:
             with Image.open(io.BytesIO(data)) as img:
-                if img.width * img.height > MAX_PIXELS:
-                    raise InputError(
-                        name,
-                        f"image of {img.width}x{img.height} pixels exceeds the "
-                        f"{MAX_PIXELS} pixel limit (possible decompression bomb)",
-                        "Check the file; split huge images into tiles first",
-                    )
+                _refuse_bomb(name, img.height, img.width)
                 img.load()
                 array = np.asarray(img)
     except InputError:
         raise
+    except Image.DecompressionBombError as exc:  # Pillow's check, for what it parses first
+        raise InputError(name, f"is refused as a likely decompression bomb ({exc})", "Check the file; split huge images into tiles first") from exc
     except Exception as exc:
         raise InputError(
             name,
