@@ -4,7 +4,11 @@ import functools
 import os
 import http.server
 import re
+import signal
+import subprocess
+import sys
 import threading
+import time
 
 import numpy as np
 import pandas as pd
@@ -128,12 +132,22 @@ def test_code_edit_reruns_only_its_rules(smoke, edited, expected):
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
-def test_config_of_wrong_type_is_rejected(smoke, tmp_path):
+@pytest.mark.parametrize(
+    "section, expected",
+    [
+        ({"train": {"epochs": "many"}}, ["epochs", "is not of type 'integer'"]),
+        ({"predict": {"overlap": 0.9}}, ["overlap", "maximum"]),
+        ({"train": {"crop_size": 100}}, ["crop_size", "multiple of 16"]),
+        ({"postprocess": {"min_area": 5, "typo": 1}}, ["typo", "Additional properties"]),
+    ],
+)
+def test_bad_config_is_rejected(smoke, tmp_path, section, expected):
     work, args = smoke
-    overlay = write_config(tmp_path / "bad.yaml", train={"epochs": "many"})
+    overlay = write_config(tmp_path / "bad.yaml", **section)
     result = snakemake(work, "-n", *args, overlay, check=False)
     assert result.returncode != 0
-    assert "epochs" in result.stdout and "integer" in result.stdout
+    for text in expected:
+        assert text in result.stdout, result.stdout[-2000:]
 
 
 def test_segment_users_images_matches_pipeline(smoke, tmp_path):
@@ -143,10 +157,11 @@ def test_segment_users_images_matches_pipeline(smoke, tmp_path):
     test_ids = manifest.loc[manifest["split"] == "test", "id"][:2].tolist()
     folder = tmp_path / "mine"
     folder.mkdir()
-    image = tifffile.imread(work / "results" / "data" / "images" / f"{test_ids[0]}.tif")
-    Image.fromarray(np.repeat(image[..., None], 3, -1) if image.ndim == 2 else image).save(folder / "first.png")
-    image = tifffile.imread(work / "results" / "data" / "images" / f"{test_ids[1]}.tif")
-    tifffile.imwrite(folder / "second.tif", image.astype(np.uint16) * 257)
+    images = [tifffile.imread(work / "results" / "data" / "images" / f"{i}.tif") for i in test_ids]
+    images = [im.reshape(im.shape[0], im.shape[1], -1) for im in images]  # stored as (H, W, C)
+    rgb = images[0] if images[0].shape[-1] == 3 else np.repeat(images[0][..., :1], 3, -1)
+    Image.fromarray(rgb).save(folder / "first.png")  # 8-bit RGB PNG
+    tifffile.imwrite(folder / "second.tif", images[1][..., 0].astype(np.uint16) * 257)  # 16-bit gray
     overlay = write_config(tmp_path / "seg.yaml", segment={"input_dir": str(folder)})
     snakemake(work, "segment", *args, overlay)
     for stem, image_id in zip(("first", "second"), test_ids):
@@ -155,3 +170,29 @@ def test_segment_users_images_matches_pipeline(smoke, tmp_path):
         assert mine.max() > 0
         assert image_scores(pipeline, mine)["dsb"] > 0.95
     assert "nuclei" in (work / "results" / "logs" / "segment.log").read_text()
+
+
+def test_killed_workflow_resumes_training(tmp_path, dsb_zip, dsb_sha256):
+    """SIGKILL the whole workflow mid-training; the rerun resumes from the last epoch."""
+    work = copy_workflow(tmp_path)
+    overlay = write_config(work / "local.yaml", data={"url": str(dsb_zip), "sha256": dsb_sha256})
+    args = ("--configfile", ".test/config/config.yaml", overlay)
+    cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
+    proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    log = work / "results" / "logs" / "train.log"
+    deadline = time.monotonic() + 300
+    while "epoch 2/6" not in (log.read_text() if log.exists() else ""):
+        assert proc.poll() is None and time.monotonic() < deadline, "workflow ended before the kill"
+        time.sleep(0.1)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (work / "results" / "model" / "model.pt").exists()
+    assert (work / "results" / "model" / "checkpoint.pt").exists()
+    snakemake(work, "--unlock", *args)  # a SIGKILLed snakemake leaves its lock, as after a power loss
+    snakemake(work, "--rerun-incomplete", *args)
+    text = log.read_text()
+    assert re.search(r"resumed from epoch [2-6]", text), text
+    history = pd.read_csv(work / "results" / "model" / "history.csv")
+    assert list(history["epoch"]) == list(range(1, 7))
+    assert (work / "results" / "metrics" / "summary.csv").exists()
+    assert not (work / "results" / "model" / "checkpoint.pt").exists()
