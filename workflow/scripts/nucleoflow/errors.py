@@ -5,7 +5,7 @@ class InputError(Exception):
     """Raised for input the user must fix (bad file, bad URL, bad checksum...)."""
 
     def __init__(self, path, problem, remedy):
-        self.path = str(path)
+        self.path, self.problem, self.remedy = str(path), problem, remedy
         super().__init__(f"{path}: {problem}. {remedy}")
 
 

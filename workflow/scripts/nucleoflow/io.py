@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from .errors import InputError, OutputError
 
@@ -84,6 +84,8 @@ def staging_dir(path):
             yield tmp
             shutil.rmtree(path, ignore_errors=True)
             tmp.rename(path)
+        except OutputError as exc:  # name the output folder, not its hidden staging copy
+            raise OutputError(path, exc.problem, exc.remedy) from exc
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
 
@@ -121,9 +123,10 @@ def decode_image(data, name):
     except Image.DecompressionBombError as exc:  # Pillow's check, for what it parses first
         raise InputError(name, f"is refused as a likely decompression bomb ({exc})", "Check the file; split huge images into tiles first") from exc
     except Exception as exc:
+        detail = "unrecognised or truncated data" if isinstance(exc, UnidentifiedImageError) else f"{type(exc).__name__}: {exc}"
         raise InputError(
             name,
-            f"cannot be decoded as an image ({type(exc).__name__}: {exc})",
+            f"cannot be decoded as an image ({detail})",
             "The file is corrupt or truncated: replace it or remove it from the input",
         ) from exc
     return array

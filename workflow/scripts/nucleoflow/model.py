@@ -1,6 +1,7 @@
 """A configurable 2D U-Net, and saving/loading it as plain tensors (safe to load)."""
 
 import json
+import pickle
 from pathlib import Path
 
 import torch
@@ -79,6 +80,12 @@ def load_model(path, device="cpu"):
         payload = torch.load(path, map_location=device, weights_only=True)
         model = UNet(**payload["config"])
         model.load_state_dict(payload["state_dict"])
+    except pickle.UnpicklingError as exc:
+        raise InputError(
+            path,
+            "holds pickled objects other than tensors and was refused, as they could run code",
+            "Point segment.model at a model.pt written by the train rule, from a source you trust",
+        ) from exc
     except Exception as exc:
         raise InputError(
             path,
