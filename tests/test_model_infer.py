@@ -1,35 +1,50 @@
 import numpy as np
 import pytest
 import torch
+from nucleoflow.engine import load_engine
 from nucleoflow.infer import gaussian_weight, predict_tiled, probabilities
 from nucleoflow.model import UNet, load_model, save_model
 from nucleoflow.normalize import normalize
 
 
-class Pointwise(torch.nn.Module):
-    """A 1x1-conv 'network': tiling must reproduce its whole-image output exactly."""
+class Pointwise:
+    """A 1x1-conv 'network' engine: tiling must reproduce its whole-image output exactly."""
 
     multiple = 16
-    config = {"n_classes": 3}
+    n_classes = 3
 
     def __init__(self):
-        super().__init__()
         torch.manual_seed(0)
         self.conv = torch.nn.Conv2d(3, 3, 1)
 
-    def forward(self, x):
-        return self.conv(x)
+    @torch.no_grad()
+    def __call__(self, batch):
+        return torch.softmax(self.conv(torch.from_numpy(np.ascontiguousarray(batch))), 1).numpy()
 
 
 @pytest.mark.parametrize("shape", [(3, 300, 517), (3, 40, 70), (3, 256, 256), (3, 17, 255)])
 def test_tiled_equals_whole_image(shape):
-    model = Pointwise().eval()
+    engine = Pointwise()
     image = np.random.default_rng(1).normal(size=shape).astype(np.float32)
-    tiled = predict_tiled(model, image, tile=128, overlap=0.25, batch_size=3)
-    with torch.no_grad():
-        whole = torch.softmax(model(torch.from_numpy(image)[None]), 1)[0].numpy()
+    tiled = predict_tiled(engine, image, tile=128, overlap=0.25, batch_size=3)
+    whole = engine(image[None])[0]
     assert tiled.shape == whole.shape
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
+
+
+def test_tta_averages_the_eight_dihedral_predictions(tmp_path):
+    torch.manual_seed(0)
+    save_model(UNet(depth=2, base_width=4).eval(), tmp_path / "model.pt")
+    engine = load_engine(tmp_path / "model.pt", "eager")
+    image = np.random.default_rng(2).normal(size=(3, 48, 64)).astype(np.float32)
+    expected = np.mean(
+        [np.rot90(engine(np.ascontiguousarray(np.rot90(image[None, :, :, ::-1] if f else image[None], k, (2, 3))))[0], -k, (1, 2))[..., :: -1 if f else 1] for k in range(4) for f in (0, 1)],
+        axis=0,
+    )
+    plain = predict_tiled(engine, image, tile=64)
+    augmented = predict_tiled(engine, image, tile=64, tta=True)
+    np.testing.assert_allclose(augmented, expected, atol=1e-5)
+    assert np.abs(augmented - plain).max() > 1e-3  # a random net is not rotation invariant
 
 
 def test_gaussian_weight_peaks_in_centre_and_stays_positive():
@@ -51,8 +66,11 @@ def test_save_load_roundtrip(tmp_path):
     save_model(model, tmp_path / "model.pt", epoch=3, val_dsb=0.5)
     loaded, meta = load_model(tmp_path / "model.pt")
     assert meta["epoch"] == 3 and (tmp_path / "model.json").exists()
-    image = np.random.default_rng(0).integers(0, 255, (50, 70)).astype(np.uint8)
-    np.testing.assert_allclose(probabilities(model, image, tile=64), probabilities(loaded, image, tile=64), atol=1e-5)
+    image = torch.randn(1, 3, 48, 64)
+    with torch.no_grad():
+        np.testing.assert_allclose(model(image).numpy(), loaded(image).numpy(), atol=1e-5)
+    raw = np.random.default_rng(0).integers(0, 255, (50, 70)).astype(np.uint8)
+    assert probabilities(load_engine(tmp_path / "model.pt", "eager"), raw, tile=64).shape == (3, 50, 70)
 
 
 @pytest.mark.parametrize(

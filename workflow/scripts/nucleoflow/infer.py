@@ -6,11 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
-from .device import autocast, pick_device
+from .engine import load_engine
 from .io import load_hwc, staging_dir, to_hwc, write_tiff
-from .model import load_model
 from .normalize import normalize
 
 log = logging.getLogger(__name__)
@@ -30,57 +28,88 @@ def gaussian_weight(shape, sigma_scale=0.125):
     return np.maximum(weight / weight.max(), 1e-3)
 
 
-@torch.no_grad()
-def predict_tiled(model, image, tile=256, overlap=0.25, batch_size=4, device=None):
-    """Class probabilities (n_classes, H, W) for a normalised (C, H, W) float image."""
-    device = device or next(model.parameters()).device
-    multiple = model.multiple
-    _, height, width = image.shape
+def _dihedral(batch, k, flip):
+    batch = np.rot90(batch, k, axes=(2, 3))
+    return batch[..., ::-1] if flip else batch
+
+
+def _undo_dihedral(batch, k, flip):
+    return np.rot90(batch[..., ::-1] if flip else batch, -k, axes=(2, 3))
+
+
+def _predict_batch(engine, batch, tta):
+    """Probabilities for a batch of tiles; with tta, the mean over the 8 rotations/flips."""
+    if not tta:
+        return engine(batch)
+    total = 0
+    for k in range(4):
+        for flip in (False, True):
+            total = total + _undo_dihedral(engine(np.ascontiguousarray(_dihedral(batch, k, flip))), k, flip)
+    return total / 8
+
+
+def predict_rows(read, height, width, engine, tile=256, overlap=0.25, batch_size=4, tta=False):
+    """Yield (top row, probabilities (n_classes, h, width)) bands of an image, top to bottom.
+
+    read(y0, y1) returns rows y0..y1 of the normalised (C, H, W) image. Tiles sit on one grid
+    over the whole image and are run one tile row at a time, so memory holds a tile row of the
+    image, never the whole of it, and the result does not depend on how the caller cuts it up.
+    """
+    multiple = engine.multiple
     # Small images use one tile rounded up to the network's multiple instead of a full tile.
     tile_h = min(tile, -(-height // multiple) * multiple)
     tile_w = min(tile, -(-width // multiple) * multiple)
-    pad_h, pad_w = max(tile_h - height, 0), max(tile_w - width, 0)
-    if pad_h or pad_w:
-        mode = "reflect" if pad_h < height and pad_w < width else "edge"
-        image = np.pad(image, ((0, 0), (0, pad_h), (0, pad_w)), mode=mode)
-    full_h, full_w = image.shape[1:]
-    step_h = max(1, int(tile_h * (1 - overlap)))
-    step_w = max(1, int(tile_w * (1 - overlap)))
-    corners = [(y, x) for y in _starts(full_h, tile_h, step_h) for x in _starts(full_w, tile_w, step_w)]
+    full_h, full_w = max(height, tile_h), max(width, tile_w)
+    pad_h, pad_w = full_h - height, full_w - width
+    mode = "reflect" if pad_h < height and pad_w < width else "edge"
+    rows_y = _starts(full_h, tile_h, max(1, int(tile_h * (1 - overlap))))
+    cols_x = _starts(full_w, tile_w, max(1, int(tile_w * (1 - overlap))))
     weight = gaussian_weight((tile_h, tile_w))
-    weight_t = torch.from_numpy(weight).to(device)
-    n_classes = model.config["n_classes"]
-    total = np.zeros((n_classes, full_h, full_w), np.float32)
-    norm = np.zeros((full_h, full_w), np.float32)
-    for i in range(0, len(corners), batch_size):
-        batch_corners = corners[i : i + batch_size]
-        batch = np.stack([image[:, y : y + tile_h, x : x + tile_w] for y, x in batch_corners])
-        inputs = torch.from_numpy(batch).to(device).contiguous(memory_format=torch.channels_last)
-        with autocast(device):
-            logits = model(inputs)
-        probs = (torch.softmax(logits.float(), dim=1) * weight_t).cpu().numpy()
-        for (y, x), p in zip(batch_corners, probs):
-            total[:, y : y + tile_h, x : x + tile_w] += p
-            norm[y : y + tile_h, x : x + tile_w] += weight
-    return (total / norm)[:, :height, :width]
+    total = np.zeros((engine.n_classes, 0, full_w), np.float32)
+    norm = np.zeros((0, full_w), np.float32)
+    top = 0
+    for i, y in enumerate(rows_y):
+        strip = read(y, min(y + tile_h, height))
+        if pad_h or pad_w:
+            strip = np.pad(strip, ((0, 0), (0, tile_h - strip.shape[1]), (0, pad_w)), mode=mode)
+        grow = y + tile_h - top - norm.shape[0]
+        total = np.concatenate([total, np.zeros((engine.n_classes, grow, full_w), np.float32)], axis=1)
+        norm = np.concatenate([norm, np.zeros((grow, full_w), np.float32)])
+        for j in range(0, len(cols_x), batch_size):
+            xs = cols_x[j : j + batch_size]
+            batch = np.stack([strip[:, :, x : x + tile_w] for x in xs])
+            for x, p in zip(xs, _predict_batch(engine, batch, tta)):
+                total[:, y - top : y - top + tile_h, x : x + tile_w] += p * weight
+                norm[y - top : y - top + tile_h, x : x + tile_w] += weight
+        # Rows above the next tile row are final.
+        done = min(rows_y[i + 1] if i + 1 < len(rows_y) else full_h, height)
+        if done > top:
+            yield top, total[:, : done - top, :width] / norm[: done - top, :width]
+            total, norm, top = total[:, done - top :], norm[done - top :], done
 
 
-def probabilities(model, image, tile=256, overlap=0.25, batch_size=4, name="image"):
+def predict_tiled(engine, image, tile=256, overlap=0.25, batch_size=4, tta=False):
+    """Class probabilities (n_classes, H, W) for a normalised (C, H, W) float image."""
+    _, height, width = image.shape
+    bands = predict_rows(lambda y0, y1: image[:, y0:y1], height, width, engine, tile, overlap, batch_size, tta)
+    return np.concatenate([probs for _, probs in bands], axis=1)
+
+
+def probabilities(engine, image, tile=256, overlap=0.25, batch_size=4, tta=False, name="image"):
     """Class probabilities for a raw image array (gray, RGB or RGBA; any bit depth)."""
-    return predict_tiled(model, normalize(to_hwc(image, name)), tile, overlap, batch_size)
+    return predict_tiled(engine, normalize(to_hwc(image, name)), tile, overlap, batch_size, tta)
 
 
-def predict_manifest(model_path, data_dir, out_dir, splits, tile, overlap, batch_size, threads=1):
+def predict_manifest(model_path, data_dir, out_dir, splits, tile, overlap, batch_size, tta=False, engine="auto", threads=1):
     """Probability maps (float16 (n_classes, H, W), compressed) for the images of `splits`."""
-    torch.set_num_threads(threads)
-    model, _ = load_model(model_path, pick_device())
+    engine = load_engine(model_path, engine, threads)
     manifest = pd.read_csv(Path(data_dir) / "manifest.csv")
     rows = manifest[manifest["split"].isin(splits)]
     started, pixels = time.monotonic(), 0
     with staging_dir(out_dir) as tmp:
         for n, row in enumerate(rows.itertuples(), 1):
             image = load_hwc(Path(data_dir) / row.image)
-            probs = probabilities(model, image, tile, overlap, batch_size, row.image)
+            probs = probabilities(engine, image, tile, overlap, batch_size, tta, row.image)
             write_tiff(tmp / f"{row.id}.tif", probs.astype(np.float16))
             pixels += image.shape[0] * image.shape[1]
             if n % 20 == 0 or n == len(rows):

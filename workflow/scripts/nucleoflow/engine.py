@@ -1,0 +1,135 @@
+"""Inference engines: a trained U-Net as a function from image batches to class probabilities.
+
+On CPU, ONNX Runtime runs the exported model fastest (measured in benchmarks/throughput.py);
+plain PyTorch with BatchNorm folded into the convolutions and channels_last is the fallback.
+On CUDA, PyTorch with bf16 autocast.
+"""
+
+import io
+import itertools
+import logging
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
+
+from .device import autocast, pick_device
+from .model import load_model
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("auto", "onnx", "torch", "eager")
+
+
+class _Probabilities(nn.Module):
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return torch.softmax(self.model(x), dim=1)
+
+
+def fold_batchnorm(model):
+    """Fold every eval-mode BatchNorm into the convolution before it (same outputs, fewer passes)."""
+    for module in model.modules():
+        if not isinstance(module, nn.Sequential):
+            continue
+        children = list(module)
+        for i, (conv, bn) in enumerate(itertools.pairwise(children)):
+            if isinstance(conv, nn.Conv2d) and isinstance(bn, nn.BatchNorm2d):
+                module[i] = fuse_conv_bn_eval(conv, bn)
+                module[i + 1] = nn.Identity()
+    return model
+
+
+def export_onnx(model, path_or_buffer, opset=17):
+    """Export the model (softmax included) with dynamic batch, height and width."""
+    model = _Probabilities(model).cpu().eval()
+    example = torch.zeros(1, model.model.config["in_channels"], 64, 64)
+    axes = {0: "batch", 2: "height", 3: "width"}
+    # The TorchScript exporter is deprecated but exact and needs no onnxscript; silence its notice.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            model,
+            (example,),
+            path_or_buffer,
+            dynamo=False,
+            input_names=["image"],
+            output_names=["probabilities"],
+            dynamic_axes={"image": axes, "probabilities": axes},
+            opset_version=opset,
+        )
+
+
+class Engine:
+    """Callable: float32 (N, C, H, W) normalised images -> float32 (N, n_classes, H, W) probabilities."""
+
+    def __init__(self, model, metadata, name):
+        self.multiple = model.multiple
+        self.n_classes = model.config["n_classes"]
+        self.metadata = metadata
+        self.name = name
+
+
+class TorchEngine(Engine):
+    def __init__(self, model, metadata, device, fold=True):
+        super().__init__(model, metadata, "torch" if fold else "eager")
+        self.device = device
+        self.net = _Probabilities(fold_batchnorm(model) if fold else model).eval()
+        self.memory_format = torch.channels_last if fold else torch.contiguous_format
+        self.net.to(memory_format=self.memory_format)
+
+    @torch.no_grad()
+    def __call__(self, batch):
+        inputs = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device).contiguous(memory_format=self.memory_format)
+        with autocast(self.device):
+            probs = self.net(inputs)
+        return probs.float().cpu().numpy()
+
+
+class OnnxEngine(Engine):
+    def __init__(self, model, metadata, threads):
+        import onnxruntime as ort
+
+        super().__init__(model, metadata, "onnx")
+        buffer = io.BytesIO()
+        export_onnx(model, buffer)
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+
+    def __call__(self, batch):
+        return self.session.run(None, {"image": np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+
+def _onnxruntime_available():
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def load_engine(model_path, engine="auto", threads=1, device=None):
+    """The fastest engine for this machine, or the one asked for.
+
+    auto: ONNX Runtime on CPU when installed, else PyTorch (folded, channels_last); PyTorch on CUDA.
+    eager: the unmodified PyTorch model (NCHW, BatchNorm unfused), the reference for tests and benchmarks.
+    """
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+    torch.set_num_threads(threads)
+    device = device or pick_device()
+    if engine == "onnx" or (engine == "auto" and device.type == "cpu" and _onnxruntime_available()):
+        model, metadata = load_model(model_path, "cpu")
+        result = OnnxEngine(model, metadata, threads)
+    else:
+        model, metadata = load_model(model_path, device)
+        result = TorchEngine(model, metadata, device, fold=engine != "eager")
+    log.info("inference engine: %s on %s, %d threads", result.name, "cpu" if result.name == "onnx" else device, threads)
+    return result
