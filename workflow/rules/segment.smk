@@ -4,6 +4,8 @@ rule segment:
         model=config["segment"]["model"],
         lib=lib(
             "segment",
+            "blocks",
+            "engine",
             "infer",
             "device",
             "model",
@@ -28,6 +30,9 @@ rule segment:
         tile_size=config["predict"]["tile_size"],
         overlap=config["predict"]["overlap"],
         batch_size=config["predict"]["batch_size"],
-        thresholds=config["postprocess"],
+        tta=config["predict"]["tta"],
+        engine=config["predict"]["engine"],
+        block_size=config["segment"]["block_size"],
+        context=config["segment"]["context"],
     script:
         "../scripts/segment.py"

@@ -11,6 +11,9 @@ segment_folder(
     tile=snakemake.params.tile_size,
     overlap=snakemake.params.overlap,
     batch_size=snakemake.params.batch_size,
+    tta=snakemake.params.tta,
+    engine=snakemake.params.engine,
+    block=snakemake.params.block_size,
+    context=snakemake.params.context,
     threads=snakemake.threads,
-    **snakemake.params.thresholds,
 )

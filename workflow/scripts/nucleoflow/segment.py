@@ -3,14 +3,10 @@
 import logging
 from pathlib import Path
 
-import torch
-
-from .device import pick_device
+from .blocks import RegionSource, label_image, open_image, write_label_tiff
+from .engine import load_engine
 from .errors import InputError
-from .infer import probabilities
-from .io import IMAGE_SUFFIXES, read_image, staging_dir, write_tiff
-from .model import load_model
-from .postprocess import instances
+from .io import IMAGE_SUFFIXES, staging_dir
 
 log = logging.getLogger(__name__)
 
@@ -18,23 +14,35 @@ log = logging.getLogger(__name__)
 class Segmenter:
     """Load a trained model once; call it on (H, W) or (H, W, C) arrays to get uint32 labels.
 
-    >>> seg = Segmenter("results/model/model.pt")
+    >>> seg = Segmenter("models/dsb2018_unet/model.pt")
     >>> labels = seg(image)
+
+    Postprocess thresholds default to the ones tuned for the model (saved in its card) and can be
+    overridden by keyword (seed_threshold, foreground_threshold, min_seed_area, min_area).
+    Images are labelled in blocks of `block` pixels with `context` pixels around each, so
+    memory stays bounded for images of any size.
     """
 
-    def __init__(self, model_path, tile=256, overlap=0.25, batch_size=4, device=None, **postprocess):
-        self.model, self.metadata = load_model(model_path, device or pick_device())
-        self.tile, self.overlap, self.batch_size = tile, overlap, batch_size
-        self.postprocess = postprocess
+    def __init__(self, model_path, tile=256, overlap=0.25, batch_size=4, tta=False, block=1024, context=64, engine="auto", threads=1, **postprocess):
+        self.engine = load_engine(model_path, engine, threads)
+        self.metadata = self.engine.metadata
+        self.options = dict(tile=tile, overlap=overlap, batch_size=batch_size, tta=tta, block=block, context=context)
+        self.options.update(self.metadata.get("postprocess", {}), **postprocess)
 
     def __call__(self, image, name="image"):
-        probs = probabilities(self.model, image, self.tile, self.overlap, self.batch_size, name)
-        return instances(probs, **self.postprocess)
+        return label_image(RegionSource(image, name), self.engine, **self.options)
+
+    def to_tiff(self, image_path, out_path):
+        """Label an image file of any size into a TIFF, reading and writing it block by block."""
+        source = open_image(image_path)
+        try:
+            return write_label_tiff(out_path, source, self.engine, **self.options)
+        finally:
+            source.close()
 
 
-def segment_folder(input_dir, out_dir, model_path, threads=1, **options):
+def segment_folder(input_dir, out_dir, model_path, **options):
     """Label every PNG/TIFF image in input_dir into out_dir/<stem>.tif; all or nothing."""
-    torch.set_num_threads(threads)
     input_dir = Path(input_dir)
     try:
         entries = sorted(p for p in input_dir.iterdir() if p.is_file() and not p.name.startswith("."))
@@ -50,6 +58,5 @@ def segment_folder(input_dir, out_dir, model_path, threads=1, **options):
     segmenter = Segmenter(model_path, **options)
     with staging_dir(out_dir) as tmp:
         for n, path in enumerate(images, 1):
-            labels = segmenter(read_image(path), name=path)
-            write_tiff(tmp / f"{path.stem}.tif", labels)
-            log.info("%d/%d %s: %d nuclei", n, len(images), path.name, labels.max())
+            count = segmenter.to_tiff(path, tmp / f"{path.stem}.tif")
+            log.info("%d/%d %s: %d nuclei", n, len(images), path.name, count)

@@ -1,0 +1,181 @@
+"""Images larger than memory: lazy region reads, block-wise labelling, labels streamed to disk.
+
+Each block is predicted and labelled together with `context` pixels of the image around it and
+keeps only the nuclei whose bounding-box centre lies inside it (StarDist's predict_instances_big),
+so a nucleus crossing a block border gets one label, from one block, whole. `context` must exceed
+the radius of the largest nucleus plus the few pixels where the network sees the block edge.
+Memory is bounded by the block size and one band of label rows, whatever the image size.
+"""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import tifffile
+from scipy import ndimage as ndi
+
+from .errors import InputError
+from .infer import predict_rows
+from .io import atomic_path, read_image, to_hwc
+from .normalize import apply_range, intensity_range
+from .postprocess import instances
+
+log = logging.getLogger(__name__)
+
+TIFF_TILE = 256
+
+
+class RegionSource:
+    """An (H, W[, C]) or channel-first (C, H, W) array, in memory or lazy, read region by region."""
+
+    def __init__(self, array, name, keep=None):
+        self.array, self.name, self._keep = array, name, keep  # keep: an open file the array reads from
+        shape = array.shape
+        self.channel_first = len(shape) == 3 and shape[0] in (3, 4) and shape[-1] not in (3, 4)
+        if len(shape) not in (2, 3) or (len(shape) == 3 and not self.channel_first and shape[-1] > 4):
+            raise InputError(name, f"has shape {shape}; expected a 2D gray, RGB or RGBA image", "Save one 2D plane per file (split stacks and time series first)")
+        self.height, self.width = shape[1:] if self.channel_first else shape[:2]
+        if min(self.height, self.width) < 8:
+            raise InputError(name, f"is only {self.height}x{self.width} pixels", "Images must be at least 8x8 pixels")
+
+    def read(self, y0, y1, x0, x1):
+        if self.channel_first:
+            return to_hwc(np.moveaxis(np.asarray(self.array[:, y0:y1, x0:x1]), 0, -1), self.name)
+        return to_hwc(np.asarray(self.array[y0:y1, x0:x1]), self.name)
+
+    def intensity_range(self):
+        """normalize()'s statistics from the same strided pixels, read a band of rows at a time."""
+        sy, sx = max(1, self.height // 512), max(1, self.width // 512)
+        rows = sy * max(1, 256 // sy)
+        bands = [self.read(y, min(y + rows, self.height), 0, self.width)[::sy, ::sx] for y in range(0, self.height, rows)]
+        channels = max(band.shape[-1] for band in bands)  # gray-looking RGB bands read as gray
+        return intensity_range(np.concatenate([np.broadcast_to(b, b.shape[:2] + (channels,)) for b in bands]))
+
+    def close(self):
+        if self._keep is not None:
+            self._keep.close()
+
+
+def open_image(path):
+    """A RegionSource for `path`: TIFFs are memory-mapped or read tile by tile; PNGs are decoded whole."""
+    path = Path(path)
+    if path.suffix.lower() not in (".tif", ".tiff"):
+        return RegionSource(read_image(path), path)
+    try:
+        tif = tifffile.TiffFile(path)
+    except Exception as exc:
+        raise InputError(path, f"cannot be read as a TIFF ({type(exc).__name__}: {exc})", "The file is corrupt or truncated: replace it") from exc
+    try:
+        series = tif.series[0]
+        if series.dataoffset is not None:  # uncompressed and contiguous: map it, read nothing yet
+            return RegionSource(tifffile.memmap(path, mode="r"), path, keep=tif)
+        import zarr
+
+        return RegionSource(zarr.open(series.aszarr(), mode="r"), path, keep=tif)
+    except InputError:
+        tif.close()
+        raise
+    except Exception as exc:
+        tif.close()
+        raise InputError(path, f"cannot be read ({type(exc).__name__}: {exc})", "The file is corrupt or truncated: replace it") from exc
+
+
+def _paste_owned(band, band_top, labels, origin, core, open_edges, next_label):
+    """Copy the objects of `labels` whose bbox centre lies in `core` into free pixels of `band`.
+
+    open_edges: (top, left, bottom, right) edges of the labelled region that are inside the image;
+    objects touching them were cut by the region and are counted.
+    """
+    ey0, ex0 = origin
+    cy0, cy1, cx0, cx1 = core
+    top, left, bottom, right = open_edges
+    cut = 0
+    for index, box in enumerate(ndi.find_objects(labels), 1):
+        if box is None:
+            continue
+        ys, xs = box
+        centre_y, centre_x = ey0 + (ys.start + ys.stop - 1) / 2, ex0 + (xs.start + xs.stop - 1) / 2
+        if not (cy0 <= centre_y < cy1 and cx0 <= centre_x < cx1):
+            continue
+        target = band[ey0 - band_top + ys.start : ey0 - band_top + ys.stop, ex0 + xs.start : ex0 + xs.stop]
+        mask = (labels[box] == index) & (target == 0)
+        if mask.any():
+            target[mask] = next_label
+            next_label += 1
+            cut += (top and ys.start == 0) or (left and xs.start == 0) or (bottom and ys.stop == labels.shape[0]) or (right and xs.stop == labels.shape[1])
+    return next_label, cut
+
+
+def label_bands(source, engine, block=1024, context=64, tile=256, overlap=0.25, batch_size=4, tta=False, **thresholds):
+    """Yield (top row, uint32 label rows) of the whole image's instance labels, top to bottom.
+
+    Probabilities stream in full-width bands on the whole image's tile grid (predict_rows), so
+    they equal whole-image prediction; only labelling is cut into blocks. Bands are multiples of
+    TIFF_TILE rows (the last one excepted), so they can be written as tiles.
+    """
+    if not 0 <= context < block:
+        raise ValueError(f"context ({context}) must be at least 0 and below the block size ({block})")
+    height, width = source.height, source.width
+    params = source.intensity_range()
+    bands = predict_rows(lambda y0, y1: apply_range(source.read(y0, y1, 0, width), params), height, width, engine, tile, overlap, batch_size, tta)
+    probs, probs_top = np.zeros((engine.n_classes, 0, width), np.float32), 0
+    band, band_top, next_label, cut = np.zeros((0, width), np.uint32), 0, 1, 0
+    for cy0 in range(0, height, block):
+        cy1 = min(cy0 + block, height)
+        ey0, ey1 = max(0, cy0 - context), min(height, cy1 + context)
+        while probs_top + probs.shape[1] < ey1:
+            probs = np.concatenate([probs, next(bands)[1]], axis=1)
+        band = np.concatenate([band, np.zeros((ey1 - band_top - len(band), width), np.uint32)])
+        for cx0 in range(0, width, block):
+            cx1 = min(cx0 + block, width)
+            ex0, ex1 = max(0, cx0 - context), min(width, cx1 + context)
+            labels = instances(probs[:, ey0 - probs_top : ey1 - probs_top, ex0:ex1], **thresholds)
+            open_edges = (ey0 > 0, ex0 > 0, ey1 < height, ex1 < width)
+            next_label, n_cut = _paste_owned(band, band_top, labels, (ey0, ex0), (cy0, cy1, cx0, cx1), open_edges, next_label)
+            cut += n_cut
+        keep_from = max(0, cy1 - context)  # the next block row's first context row
+        probs, probs_top = probs[:, keep_from - probs_top :], keep_from
+        # Label rows above the next block row's context are final: no later block can claim them.
+        final = height if cy1 == height else (cy1 - context) // TIFF_TILE * TIFF_TILE
+        if final > band_top:
+            yield band_top, band[: final - band_top]
+            band, band_top = band[final - band_top :].copy(), final
+        log.debug("labelled rows up to %d of %d", cy1, height)
+    if cut:
+        log.warning("%s: %d nuclei reach the edge of their block's context; raise the context above the largest nucleus radius", source.name, cut)
+
+
+def label_image(source, engine, **options):
+    """Whole label array of a (small enough) image."""
+    return np.concatenate([rows for _, rows in label_bands(source, engine, **options)])
+
+
+def _tiles(bands, width):
+    for _, rows in bands:
+        for y in range(0, len(rows), TIFF_TILE):
+            for x in range(0, width, TIFF_TILE):
+                yield rows[y : y + TIFF_TILE, x : x + TIFF_TILE]
+
+
+def write_label_tiff(path, source, engine, **options):
+    """Stream the labels of `source` into a tiled, zlib-compressed (Big)TIFF; returns the nucleus count."""
+    count = 0
+
+    def bands():
+        nonlocal count
+        for top, rows in label_bands(source, engine, **options):
+            count = max(count, int(rows.max(initial=0)))
+            yield top, rows
+
+    shape = (source.height, source.width)
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(
+            tmp,
+            _tiles(bands(), source.width),
+            shape=shape,
+            dtype=np.uint32,
+            tile=(TIFF_TILE, TIFF_TILE),
+            compression="zlib",
+            bigtiff=shape[0] * shape[1] * 4 > 2**31,
+        )
+    return count
