@@ -24,3 +24,4 @@ rule all:
     input:
         "results/metrics/summary.csv",
         "results/report/score_vs_iou.png",
+        "results/package/model.pt",

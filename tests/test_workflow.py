@@ -1,6 +1,7 @@
 """The smoke workflow on real DSB2018 images, served over HTTP, and its rerun granularity."""
 
 import functools
+import json
 import os
 import http.server
 import re
@@ -73,11 +74,29 @@ def test_every_stage_produces_real_results(smoke):
     assert "dsb" in per_image.columns and "dsb" in summary.columns
     test_all = summary[(summary["split"] == "test") & (summary["modality"] == "all")]
     assert test_all["dsb"].item() > 0.3  # 6 short CPU epochs; an untrained net scores 0
-    for rule in ("download", "preprocess", "train", "predict", "postprocess", "evaluate", "report"):
+    for rule in ("download", "preprocess", "train", "predict", "tune", "postprocess", "evaluate", "report", "package"):
         assert (results / "logs" / f"{rule}.log").exists()
     assert "epoch 6/6" in (results / "logs" / "train.log").read_text()
-    for rule in ("train", "predict", "postprocess"):
+    for rule in ("train", "predict", "tune", "postprocess"):
         assert (results / "benchmarks" / f"{rule}.tsv").exists()
+
+
+def test_thresholds_are_tuned_on_validation_and_packaged(smoke):
+    """The tune rule searches on val probabilities only; the package carries its choice and the test scores."""
+    work, _ = smoke
+    results = work / "results"
+    grid = pd.read_csv(results / "tune" / "grid.csv")
+    chosen = json.loads((results / "tune" / "thresholds.json").read_text())
+    assert len(grid) >= 30 and grid["dsb"].iloc[0] == grid["dsb"].max()
+    assert {k: grid.iloc[0][k] for k in chosen} == chosen
+    n_val = (pd.read_csv(results / "data" / "manifest.csv")["split"] == "val").sum()
+    assert f"tuned on {n_val} val images" in (results / "logs" / "tune.log").read_text()
+    card = json.loads((results / "package" / "model.json").read_text())
+    assert card["postprocess"] == chosen and card["postprocess_tuned_on"] == "val"
+    summary = pd.read_csv(results / "metrics" / "summary.csv").set_index(["split", "modality"])
+    assert card["metrics"]["test"]["all"]["dsb"] == round(summary.loc[("test", "all"), "dsb"], 4)
+    assert card["data"]["sha256"] and card["training_time_s"] > 0 and card["device"] == "cpu"
+    assert (results / "package" / "model.onnx").stat().st_size > 100_000
 
 
 def test_html_report(smoke):
@@ -96,28 +115,31 @@ def test_second_run_does_nothing(smoke):
 
 def test_postprocess_threshold_reruns_only_downstream(smoke, tmp_path):
     work, args = smoke
-    overlay = write_config(tmp_path / "pp.yaml", postprocess={"seed_threshold": 0.6})
-    assert planned_rules(work, *args, overlay) == {"postprocess", "evaluate", "report", "all"}
+    fixed = write_config(tmp_path / "pp.yaml", postprocess={"tune": False, "seed_threshold": 0.6})
+    assert planned_rules(work, *args, fixed) == {"postprocess", "evaluate", "report", "package", "all"}
+    # Tuned thresholds ignore the configured values, so changing them reruns nothing.
+    tuned = write_config(tmp_path / "pt.yaml", postprocess={"seed_threshold": 0.6})
+    assert planned_rules(work, *args, tuned) == set()
 
 
 def test_tile_overlap_reruns_predict_not_train(smoke, tmp_path):
     work, args = smoke
     overlay = write_config(tmp_path / "pr.yaml", predict={"overlap": 0.5})
-    assert planned_rules(work, *args, overlay) == {"predict", "postprocess", "evaluate", "report", "all"}
+    assert planned_rules(work, *args, overlay) == {"predict", "tune", "postprocess", "evaluate", "report", "package", "all"}
 
 
 def test_training_param_retrains(smoke, tmp_path):
     work, args = smoke
     overlay = write_config(tmp_path / "tr.yaml", train={"learning_rate": 0.001})
-    assert planned_rules(work, *args, overlay) == {"train", "predict", "postprocess", "evaluate", "report", "all"}
+    assert planned_rules(work, *args, overlay) == {"train", "predict", "tune", "postprocess", "evaluate", "report", "package", "all"}
 
 
 @pytest.mark.parametrize(
     "edited, expected",
     [
         ("workflow/scripts/nucleoflow/report.py", {"report", "all"}),
-        ("workflow/scripts/nucleoflow/infer.py", {"predict", "postprocess", "evaluate", "report", "all"}),
-        ("workflow/scripts/evaluate.py", {"evaluate", "report", "all"}),
+        ("workflow/scripts/nucleoflow/infer.py", {"predict", "tune", "postprocess", "evaluate", "report", "package", "all"}),
+        ("workflow/scripts/evaluate.py", {"evaluate", "report", "package", "all"}),
     ],
 )
 def test_code_edit_reruns_only_its_rules(smoke, edited, expected):

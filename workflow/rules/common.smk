@@ -29,3 +29,21 @@ def segment_input(wildcards):
             "snakemake segment --config segment='{input_dir: my_images, model: results/model/model.pt}'"
         )
     return folder
+
+
+def tuned_thresholds(wildcards):
+    """With postprocess.tune, thresholds tuned on the validation split; else none (config values)."""
+    if not config["postprocess"]["tune"]:
+        return []
+    if "val" not in config["predict"]["splits"]:
+        raise ValueError(
+            "postprocess.tune needs validation predictions: add val to predict.splits"
+        )
+    return "results/tune/thresholds.json"
+
+
+def fixed_thresholds(wildcards):
+    """The configured thresholds, used only when they are not tuned (so they do not rerun it)."""
+    if config["postprocess"]["tune"]:
+        return {}
+    return {k: v for k, v in config["postprocess"].items() if k != "tune"}

@@ -43,7 +43,7 @@ rule predict:
     input:
         model="results/model/model.pt",
         data="results/data",
-        lib=lib("infer", "device", "model", "normalize"),
+        lib=lib("infer", "engine", "device", "model", "normalize"),
     output:
         directory("results/predict"),
     log:
@@ -62,13 +62,37 @@ rule predict:
         overlap=config["predict"]["overlap"],
         batch_size=config["predict"]["batch_size"],
         splits=config["predict"]["splits"],
+        tta=config["predict"]["tta"],
+        engine=config["predict"]["engine"],
     script:
         "../scripts/predict.py"
+
+
+rule tune:
+    input:
+        probs="results/predict",
+        data="results/data",
+        lib=lib("tune", "metrics", "postprocess", "targets"),
+    output:
+        thresholds="results/tune/thresholds.json",
+        grid="results/tune/grid.csv",
+    log:
+        "results/logs/tune.log",
+    benchmark:
+        "results/benchmarks/tune.tsv"
+    conda:
+        "../../envs/postprocess.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../scripts/tune.py"
 
 
 rule postprocess:
     input:
         probs="results/predict",
+        thresholds=tuned_thresholds,
         lib=lib("postprocess", "targets"),
     output:
         directory("results/labels"),
@@ -82,6 +106,33 @@ rule postprocess:
         mem_mb=4000,
         runtime=60,
     params:
-        thresholds=config["postprocess"],
+        thresholds=fixed_thresholds,
     script:
         "../scripts/postprocess.py"
+
+
+rule package:
+    input:
+        model="results/model/model.pt",
+        thresholds="results/tune/thresholds.json",
+        summary="results/metrics/summary.csv",
+        train_benchmark="results/benchmarks/train.tsv",
+        data="results/data",
+        archive=data_source,
+        lib=lib("package", "engine", "device", "model"),
+    output:
+        model="results/package/model.pt",
+        card="results/package/model.json",
+        onnx="results/package/model.onnx",
+    log:
+        "results/logs/package.log",
+    conda:
+        "../../envs/torch.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        data=config["data"],
+        predict=config["predict"],
+    script:
+        "../scripts/package.py"

@@ -1,7 +1,11 @@
 """Snakemake script: probability TIFFs -> instance label TIFFs."""
 
+import json
+from pathlib import Path
+
 from nucleoflow.io import setup_logging
 from nucleoflow.postprocess import label_folder
 
 setup_logging(snakemake.log[0])
-label_folder(snakemake.input.probs, snakemake.output[0], **snakemake.params.thresholds)
+thresholds = snakemake.params.thresholds or json.loads(Path(snakemake.input.thresholds).read_text())
+label_folder(snakemake.input.probs, snakemake.output[0], **thresholds)

@@ -12,5 +12,7 @@ predict_manifest(
     tile=snakemake.params.tile_size,
     overlap=snakemake.params.overlap,
     batch_size=snakemake.params.batch_size,
+    tta=snakemake.params.tta,
+    engine=snakemake.params.engine,
     threads=snakemake.threads,
 )

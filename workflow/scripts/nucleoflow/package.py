@@ -1,0 +1,40 @@
+"""A trained model packaged for users: weights with tuned thresholds and a model card, plus ONNX."""
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from .engine import export_onnx
+from .io import atomic_path
+from .model import load_model, save_model
+
+
+def _metrics(summary):
+    """{split: {modality: {n_images, dsb, ap_0.50 (mean per image), ap_pooled_0.50}}} from summary.csv."""
+    columns = ["n_images", "dsb", "ap_0.50", "ap_pooled_0.50"]
+    return {
+        split: {row["modality"]: {c: (int(row[c]) if c == "n_images" else round(float(row[c]), 4)) for c in columns} for _, row in frame.iterrows()}
+        for split, frame in summary.groupby("split")
+    }
+
+
+def package_model(model_path, thresholds_path, summary_path, train_benchmark_path, out_dir, data, predict):
+    """Write out_dir/{model.pt, model.json, model.onnx}; the card records how the model was made and scored."""
+    model, metadata = load_model(model_path, "cpu")
+    train_seconds = float(pd.read_csv(train_benchmark_path, sep="\t")["s"].iloc[0])
+    card = {
+        **metadata,
+        "training_time_s": round(train_seconds),
+        "data": data,
+        "postprocess": json.loads(Path(thresholds_path).read_text()),
+        "postprocess_tuned_on": "val",
+        "predict": predict,
+        "metrics": _metrics(pd.read_csv(summary_path)),
+    }
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_model(model, out_dir / "model.pt", **card)
+    with atomic_path(out_dir / "model.onnx") as tmp:
+        export_onnx(model, str(tmp))
+    return card

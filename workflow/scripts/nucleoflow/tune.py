@@ -1,0 +1,62 @@
+"""Postprocess thresholds tuned on the validation split (never the test split)."""
+
+import itertools
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import tifffile
+
+from .io import atomic_path
+from .metrics import image_scores
+from .postprocess import instances
+
+log = logging.getLogger(__name__)
+
+# Searched in two stages (thresholds, then size filters at the best thresholds): 20 + 16 points
+# instead of 320, as the size filters barely interact with the thresholds.
+THRESHOLD_GRID = {"seed_threshold": [0.3, 0.4, 0.5, 0.6, 0.7], "foreground_threshold": [0.3, 0.4, 0.5, 0.6]}
+SIZE_GRID = {"min_seed_area": [2, 4, 8, 16], "min_area": [5, 10, 20, 40]}
+START = {"seed_threshold": 0.5, "foreground_threshold": 0.5, "min_seed_area": 4, "min_area": 10}
+
+
+def _score(pairs, params):
+    return float(np.mean([image_scores(truth, instances(probs, **params))["dsb"] for probs, truth in pairs]))
+
+
+def _search(pairs, base, grid, rows):
+    best = None
+    for values in itertools.product(*grid.values()):
+        params = {**base, **dict(zip(grid, values))}
+        rows.append({**params, "dsb": _score(pairs, params)})
+        if best is None or rows[-1]["dsb"] > best[1]:
+            best = (params, rows[-1]["dsb"])
+        log.info("%s -> val DSB %.4f", params, rows[-1]["dsb"])
+    return best[0]
+
+
+def tune_thresholds(pairs):
+    """(best params, table of every tried point) by mean DSB over (probabilities, true labels) pairs."""
+    rows = []
+    params = _search(pairs, START, THRESHOLD_GRID, rows)
+    params = _search(pairs, params, SIZE_GRID, rows)
+    table = pd.DataFrame(rows).drop_duplicates().sort_values("dsb", ascending=False, kind="stable")
+    return params, table
+
+
+def tune_folder(probs_dir, data_dir, split, params_path, table_path):
+    """Tune on the probability maps of `split` images; write the chosen params (JSON) and the table."""
+    manifest = pd.read_csv(Path(data_dir) / "manifest.csv")
+    rows = manifest[manifest["split"] == split]
+    if rows.empty:
+        raise ValueError(f"no {split} images in {data_dir}/manifest.csv to tune the postprocess on")
+    pairs = [(tifffile.imread(Path(probs_dir) / f"{row.id}.tif").astype(np.float32), tifffile.imread(Path(data_dir) / row.labels)) for row in rows.itertuples()]
+    params, table = tune_thresholds(pairs)
+    log.info("tuned on %d %s images: %s, DSB %.4f", len(pairs), split, params, table["dsb"].iloc[0])
+    with atomic_path(table_path) as tmp:
+        table.to_csv(tmp, index=False)
+    with atomic_path(params_path) as tmp:
+        tmp.write_text(json.dumps(params, indent=2) + "\n")
+    return params

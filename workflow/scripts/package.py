@@ -1,0 +1,27 @@
+"""Snakemake script: the trained model + tuned thresholds + model card + ONNX export."""
+
+import hashlib
+from pathlib import Path
+
+import pandas as pd
+from nucleoflow.io import setup_logging
+from nucleoflow.package import package_model
+
+setup_logging(snakemake.log[0])
+archive = Path(snakemake.input.archive)
+manifest = pd.read_csv(Path(snakemake.input.data) / "manifest.csv")
+data = {
+    "url": snakemake.params.data["url"],
+    "sha256": hashlib.sha256(archive.read_bytes()).hexdigest() if archive.is_file() else None,
+    "split": snakemake.params.data["split"],
+    "images": manifest["split"].value_counts().to_dict(),
+}
+package_model(
+    snakemake.input.model,
+    snakemake.input.thresholds,
+    snakemake.input.summary,
+    snakemake.input.train_benchmark,
+    Path(snakemake.output.model).parent,
+    data,
+    snakemake.params.predict,
+)
