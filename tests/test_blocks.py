@@ -1,9 +1,14 @@
 """Block-wise labelling: lazy TIFF reads, labels streamed to disk, and no seams between blocks."""
 
+import zipfile
+from pathlib import Path
+
 import numpy as np
 import pytest
 import tifffile
 from nucleoflow.blocks import RegionSource, label_image, open_image, write_label_tiff
+from nucleoflow.io import decode_image, to_hwc
+from nucleoflow.segment import Segmenter
 from nucleoflow.metrics import iou_matrix
 from nucleoflow.normalize import normalize, pixel_sample
 from synthetic import discs, probabilities_from
@@ -94,3 +99,29 @@ def test_stacks_are_refused_with_the_file_named(tmp_path):
 
     with pytest.raises(InputError, match="stack.tif.*expected a 2D gray, RGB or RGBA image"):
         open_image(tmp_path / "stack.tif")
+
+
+SHIPPED = Path(__file__).resolve().parents[1] / "models" / "dsb2018_unet" / "model.pt"
+# The three most crowded DSB2018 training images (250-375 nuclei each).
+CROWDED = [
+    "a102535b0e88374bea4a1cfd9ee7cb3822ff54f4ab2a9845d428ec22f9ee2288",
+    "0ea221716cf13710214dcd331a61cea48308c3940df1d28cfc7fd817c83714e1",
+    "cb4df20a83b2f38b394c67f1d9d4aef29f9794d5345da3576318374ec3a11490",
+]
+
+
+def test_shipped_model_labels_without_seams_on_real_images(dsb_zip):
+    """Blocks of 160 px (several block borders cross each image) give the whole image's nuclei."""
+    segmenter = Segmenter(SHIPPED)
+    fractions = []
+    with zipfile.ZipFile(dsb_zip) as archive:
+        for image_id in CROWDED:
+            name = f"{image_id}/images/{image_id}.png"
+            image = to_hwc(decode_image(archive.read(name), name), name)
+            segmenter.options.update(block=4096, context=0)
+            whole = segmenter(image)
+            segmenter.options.update(block=160, context=64)
+            tiled = segmenter(image)
+            assert whole.max() > 150
+            fractions.append(matched_fraction(whole, tiled, 0.99))
+    assert min(fractions) >= 0.99, fractions

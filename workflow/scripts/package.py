@@ -15,6 +15,7 @@ data = {
     "sha256": hashlib.sha256(archive.read_bytes()).hexdigest() if archive.is_file() else None,
     "split": snakemake.params.data["split"],
     "images": manifest["split"].value_counts().to_dict(),
+    "manifest_sha256": hashlib.sha256((Path(snakemake.input.data) / "manifest.csv").read_bytes()).hexdigest(),
 }
 package_model(
     snakemake.input.model,

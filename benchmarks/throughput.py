@@ -1,0 +1,110 @@
+"""Predict and postprocess throughput against this machine's fp32 FMA peak, in one run.
+
+    python benchmarks/throughput.py [--model models/dsb2018_unet/model.pt] [--side 2048]
+
+Prints the FMA peak (benchmarks/peak.py), the model's forward GFLOP per megapixel, a naive
+baseline (whole image in one eager fp32 NCHW pass, BatchNorm unfused), then each engine and
+tiling as MP/s, fraction of the peak and speed-up over the baseline, the largest difference
+from the eager model, and the postprocess MP/s. The image is a mosaic of real DSB2018 images
+when ../shared/data/dsb2018 is present (postprocess speed depends on the nuclei), else noise.
+"""
+
+import argparse
+import os
+import sys
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from nucleoflow.engine import load_engine  # noqa: E402
+from nucleoflow.infer import predict_tiled  # noqa: E402
+from nucleoflow.io import decode_image, to_hwc  # noqa: E402
+from nucleoflow.normalize import normalize  # noqa: E402
+from nucleoflow.postprocess import instances  # noqa: E402
+from peak import fma_peak  # noqa: E402
+
+ARCHIVE = ROOT.parent / "shared" / "data" / "dsb2018" / "stage1_train.zip"
+# (engine, tile, overlap): the workflow's default tiling, then larger tiles with thin overlaps.
+SETTINGS = [("onnx", 256, 0.25), ("onnx", 512, 0.125), ("onnx", 1024, 0.0625), ("torch", 1024, 0.0625)]
+
+
+def mosaic(side):
+    """A side x side gray image tiled from real 256x256 DSB2018 images (noise without the data)."""
+    if not ARCHIVE.exists():
+        print(f"note: {ARCHIVE} absent, using noise (postprocess figures are then meaningless)")
+        return (np.random.default_rng(0).random((side, side, 1)) * 255).astype(np.uint8)
+    tiles = []
+    with zipfile.ZipFile(ARCHIVE) as archive:
+        for name in sorted(n for n in archive.namelist() if "/images/" in n and n.endswith(".png")):
+            image = to_hwc(decode_image(archive.read(name), name), name)
+            if image.shape == (256, 256, 1):
+                tiles.append(image)
+            if len(tiles) == (side // 256) ** 2:
+                break
+    n = side // 256
+    return np.concatenate([np.concatenate(tiles[i * n : (i + 1) * n], axis=1) for i in range(n)], axis=0)
+
+
+def gflop_per_mp(model_path):
+    engine = load_engine(model_path, "eager")
+    with FlopCounterMode(display=False) as counter, torch.no_grad():
+        engine.net(torch.zeros(1, 3, 512, 512))
+    return counter.get_total_flops() / 1e9 / (512 * 512 / 1e6)
+
+
+def timed(fn, repeats=2):
+    """Best wall time of `repeats` runs (the first also warms up caches and allocators)."""
+    best, result = float("inf"), None
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, result
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default=str(ROOT / "models" / "dsb2018_unet" / "model.pt"))
+    parser.add_argument("--side", type=int, default=2048, help="image side in pixels (a multiple of 256)")
+    parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    args = parser.parse_args()
+
+    peak = fma_peak()
+    flops = gflop_per_mp(args.model)
+    image = normalize(mosaic(args.side))
+    megapixels = args.side**2 / 1e6
+    print(f"machine: {peak['cores']} cores, fp32 FMA peak {peak['gflops']:.1f} GFLOP/s ({peak['implied_ghz']:.2f} GHz x 32 FLOP/cycle)")
+    print(f"model: {flops:.1f} GFLOP per megapixel (forward); image {args.side}x{args.side} ({megapixels:.2f} MP), {args.threads} threads")
+
+    def row(label, seconds, note=""):
+        rate = megapixels / seconds
+        print(f"{label:<44} {rate:6.3f} MP/s  {rate * flops / peak['gflops']:6.1%} of peak  {baseline_s / seconds:5.2f}x baseline {note}")
+
+    eager = load_engine(args.model, "eager", args.threads)
+    baseline_s, reference = timed(lambda: eager(image[None])[0])
+    row("naive: whole image, eager fp32 NCHW unfused", baseline_s)
+    probs = None
+    for name, tile, overlap in SETTINGS:
+        engine = load_engine(args.model, name, args.threads)
+        seconds, probs = timed(lambda engine=engine, tile=tile, overlap=overlap: predict_tiled(engine, image, tile, overlap, batch_size=1))
+        interior = slice(64, -64)  # away from the image edge, where tiles and the whole image pad differently
+        diff = np.abs(probs[:, interior, interior] - reference[:, interior, interior]).max()
+        row(f"predict: {name}, tile {tile}, overlap {overlap}", seconds, f"max |p - whole-image eager| {diff:.1e}")
+        forward = np.ascontiguousarray(image[None, :, :tile, :tile])
+        seconds, out = timed(lambda engine=engine, forward=forward: engine(forward), repeats=3)
+        rate = tile * tile / 1e6 / seconds
+        print(f"{'  forward pass alone, one ' + str(tile) + 'x' + str(tile) + ' tile':<44} {rate:6.3f} MP/s  {rate * flops / peak['gflops']:6.1%} of peak  (max |p - eager| {np.abs(out - eager(forward)).max():.1e})")
+    seconds, labels = timed(lambda: instances(probs))
+    print(f"{'postprocess: seeded watershed':<44} {megapixels / seconds:6.3f} MP/s  ({labels.max()} nuclei)")
+
+
+if __name__ == "__main__":
+    main()
