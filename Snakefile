@@ -12,6 +12,18 @@ validate(config, "workflow/schemas/config.schema.yaml")
 report: "workflow/report/workflow.rst"
 
 
+# Jobs the segment target is spread over (one model load each); on a cluster raise it with
+# --set-scatter segment=N.
+scattergather:
+    segment=1,
+
+
+# Trivial steps run where Snakemake runs, never as cluster jobs.
+localrules:
+    all,
+    segment,
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/model.smk"

@@ -185,7 +185,8 @@ def test_segment_users_images_matches_pipeline(smoke, tmp_path):
     Image.fromarray(rgb).save(folder / "first.png")  # 8-bit RGB PNG
     tifffile.imwrite(folder / "second.tif", images[1][..., 0].astype(np.uint16) * 257)  # 16-bit gray
     overlay = write_config(tmp_path / "seg.yaml", segment={"input_dir": str(folder)})
-    snakemake(work, "segment", *args, overlay)
+    snakemake(work, "segment", "--set-scatter", "segment=2", *args, overlay)  # one image per job
+    assert sorted(p.name for p in (work / "results" / "segment_shards").iterdir()) == ["1-of-2", "2-of-2"]
     for stem, image_id in zip(("first", "second"), test_ids):
         mine = tifffile.imread(work / "results" / "segment" / f"{stem}.tif")
         pipeline = tifffile.imread(work / "results" / "labels" / f"{image_id}.tif")

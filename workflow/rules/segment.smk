@@ -1,4 +1,4 @@
-rule segment:
+rule segment_shard:
     input:
         images=segment_input,
         model=config["segment"]["model"],
@@ -14,17 +14,17 @@ rule segment:
             "targets",
         ),
     output:
-        directory("results/segment"),
+        directory("results/segment_shards/{scatteritem}"),
     log:
-        "results/logs/segment.log",
+        "results/logs/segment/{scatteritem}.log",
     benchmark:
-        "results/benchmarks/segment.tsv"
+        "results/benchmarks/segment/{scatteritem}.tsv"
     conda:
         "../../envs/torch.yaml"
     threads: config["resources"]["threads"]
     resources:
         gpu=1,
-        mem_mb=8000,
+        mem_mb=4000,
         runtime=120,
     params:
         tile_size=config["predict"]["tile_size"],
@@ -36,3 +36,20 @@ rule segment:
         context=config["segment"]["context"],
     script:
         "../scripts/segment.py"
+
+
+rule segment:
+    input:
+        shards=gather.segment("results/segment_shards/{scatteritem}"),
+        lib=lib("segment"),
+    output:
+        directory("results/segment"),
+    log:
+        "results/logs/segment.log",
+    conda:
+        "../../envs/postprocess.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=30,
+    script:
+        "../scripts/gather_segment.py"

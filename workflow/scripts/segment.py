@@ -1,4 +1,4 @@
-"""Snakemake script: a folder of the user's images -> results/segment/<stem>.tif labels."""
+"""Snakemake script: one shard ("k-of-n") of a folder of the user's images -> <stem>.tif labels."""
 
 from nucleoflow.io import setup_logging
 from nucleoflow.segment import segment_folder
@@ -16,4 +16,5 @@ segment_folder(
     block=snakemake.params.block_size,
     context=snakemake.params.context,
     threads=snakemake.threads,
+    shard=tuple(int(n) for n in snakemake.wildcards.scatteritem.split("-of-")),
 )

@@ -118,23 +118,25 @@ def label_bands(source, engine, block=1024, context=64, tile=256, overlap=0.25, 
     height, width = source.height, source.width
     params = source.intensity_range()
     bands = predict_rows(lambda y0, y1: apply_range(source.read(y0, y1, 0, width), params), height, width, engine, tile, overlap, batch_size, tta)
-    probs, probs_top = np.zeros((engine.n_classes, 0, width), np.float32), 0
+    held, held_end = [], 0  # probability bands [(top, (n_classes, h, width))] still needed
     band, band_top, next_label, cut = np.zeros((0, width), np.uint32), 0, 1, 0
     for cy0 in range(0, height, block):
         cy1 = min(cy0 + block, height)
         ey0, ey1 = max(0, cy0 - context), min(height, cy1 + context)
-        while probs_top + probs.shape[1] < ey1:
-            probs = np.concatenate([probs, next(bands)[1]], axis=1)
+        while held_end < ey1:
+            top, probs = next(bands)
+            held.append((top, probs))
+            held_end = top + probs.shape[1]
         band = np.concatenate([band, np.zeros((ey1 - band_top - len(band), width), np.uint32)])
         for cx0 in range(0, width, block):
             cx1 = min(cx0 + block, width)
             ex0, ex1 = max(0, cx0 - context), min(width, cx1 + context)
-            labels = instances(probs[:, ey0 - probs_top : ey1 - probs_top, ex0:ex1], **thresholds)
+            probs = np.concatenate([p[:, max(ey0 - top, 0) : ey1 - top, ex0:ex1] for top, p in held if top < ey1 and top + p.shape[1] > ey0], axis=1)
+            labels = instances(probs, **thresholds)
             open_edges = (ey0 > 0, ex0 > 0, ey1 < height, ex1 < width)
             next_label, n_cut = _paste_owned(band, band_top, labels, (ey0, ex0), (cy0, cy1, cx0, cx1), open_edges, next_label)
             cut += n_cut
-        keep_from = max(0, cy1 - context)  # the next block row's first context row
-        probs, probs_top = probs[:, keep_from - probs_top :], keep_from
+        held = [(top, p) for top, p in held if top + p.shape[1] > cy1 - context]  # the next block row starts there
         # Label rows above the next block row's context are final: no later block can claim them.
         final = height if cy1 == height else (cy1 - context) // TIFF_TILE * TIFF_TILE
         if final > band_top:

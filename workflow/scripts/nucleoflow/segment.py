@@ -1,6 +1,8 @@
 """One call from images to instance labels, for the workflow and for users' own code."""
 
 import logging
+import os
+import shutil
 from pathlib import Path
 
 from .blocks import RegionSource, label_image, open_image, write_label_tiff
@@ -41,8 +43,11 @@ class Segmenter:
             source.close()
 
 
-def segment_folder(input_dir, out_dir, model_path, **options):
-    """Label every PNG/TIFF image in input_dir into out_dir/<stem>.tif; all or nothing."""
+def segment_folder(input_dir, out_dir, model_path, shard=(1, 1), **options):
+    """Label every PNG/TIFF image in input_dir into out_dir/<stem>.tif; all or nothing.
+
+    shard (k, n): only the k-th of every n images (sorted by name), so n jobs share a folder.
+    """
     input_dir = Path(input_dir)
     try:
         entries = sorted(p for p in input_dir.iterdir() if p.is_file() and not p.name.startswith("."))
@@ -55,8 +60,22 @@ def segment_folder(input_dir, out_dir, model_path, **options):
     stems = [p.stem for p in images]
     if len(set(stems)) != len(stems):
         raise InputError(input_dir, "holds two images with the same name stem", "Rename them: outputs are named <stem>.tif")
+    k, n = shard
+    images = images[k - 1 :: n]
     segmenter = Segmenter(model_path, **options)
     with staging_dir(out_dir) as tmp:
         for n, path in enumerate(images, 1):
             count = segmenter.to_tiff(path, tmp / f"{path.stem}.tif")
             log.info("%d/%d %s: %d nuclei", n, len(images), path.name, count)
+
+
+def gather_shards(shard_dirs, out_dir):
+    """Merge the shards' outputs into one folder (hard links where possible, else copies)."""
+    with staging_dir(out_dir) as tmp:
+        for shard in shard_dirs:
+            for path in sorted(Path(shard).glob("*.tif")):
+                try:
+                    os.link(path, tmp / path.name)
+                except OSError:
+                    shutil.copy2(path, tmp / path.name)
+    log.info("gathered %d label images from %d shards", len(list(Path(out_dir).glob("*.tif"))), len(shard_dirs))

@@ -1,0 +1,7 @@
+"""Snakemake script: the segment shards' label TIFFs -> results/segment/<stem>.tif."""
+
+from nucleoflow.io import setup_logging
+from nucleoflow.segment import gather_shards
+
+setup_logging(snakemake.log[0])
+gather_shards(snakemake.input.shards, snakemake.output[0])
