@@ -25,7 +25,7 @@ class Segmenter:
     memory stays bounded for images of any size.
     """
 
-    def __init__(self, model_path, tile=256, overlap=0.25, batch_size=4, tta=False, block=1024, context=64, engine="auto", threads=1, **postprocess):
+    def __init__(self, model_path, tile=1024, overlap=0.0625, batch_size=1, tta=False, block=1024, context=64, engine="auto", threads=1, **postprocess):
         self.engine = load_engine(model_path, engine, threads)
         self.metadata = self.engine.metadata
         self.options = dict(tile=tile, overlap=overlap, batch_size=batch_size, tta=tta, block=block, context=context)

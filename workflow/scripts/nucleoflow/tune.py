@@ -15,9 +15,9 @@ from .postprocess import instances
 
 log = logging.getLogger(__name__)
 
-# Searched in two stages (thresholds, then size filters at the best thresholds): 20 + 16 points
-# instead of 320, as the size filters barely interact with the thresholds.
-THRESHOLD_GRID = {"seed_threshold": [0.3, 0.4, 0.5, 0.6, 0.7], "foreground_threshold": [0.3, 0.4, 0.5, 0.6]}
+# Searched in two stages (thresholds, then size filters at the best thresholds): 42 + 16 points
+# instead of 672, as the size filters barely interact with the thresholds.
+THRESHOLD_GRID = {"seed_threshold": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], "foreground_threshold": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8]}
 SIZE_GRID = {"min_seed_area": [2, 4, 8, 16], "min_area": [5, 10, 20, 40]}
 START = {"seed_threshold": 0.5, "foreground_threshold": 0.5, "min_seed_area": 4, "min_area": 10}
 
