@@ -60,7 +60,8 @@ def main():
     print(f"test split: {len(test)} images ({', '.join(f'{k} {v}' for k, v in manifest[manifest.split == 'test'].modality.value_counts().items())})")
 
     start = time.perf_counter()
-    segmenter = Segmenter(args.model, threads=args.threads)
+    predict = card["predict"]  # the tiling and TTA the card's metrics were measured with
+    segmenter = Segmenter(args.model, tile=predict["tile_size"], overlap=predict["overlap"], tta=predict["tta"], threads=args.threads)
     rows = scores("U-Net (shipped)", test, segmenter)
     unet_s = time.perf_counter() - start
 

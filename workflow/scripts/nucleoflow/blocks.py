@@ -117,7 +117,14 @@ def label_bands(source, engine, block=1024, context=64, tile=256, overlap=0.25, 
         raise ValueError(f"context ({context}) must be at least 0 and below the block size ({block})")
     height, width = source.height, source.width
     params = source.intensity_range()
-    bands = predict_rows(lambda y0, y1: apply_range(source.read(y0, y1, 0, width), params), height, width, engine, tile, overlap, batch_size, tta)
+
+    def read(y0, y1):  # normalised rows, read and scaled a column chunk at a time to bound temporaries
+        rows = np.empty((3, y1 - y0, width), np.float32)
+        for x in range(0, width, 2048):
+            rows[:, :, x : x + 2048] = apply_range(source.read(y0, y1, x, min(x + 2048, width)), params)
+        return rows
+
+    bands = predict_rows(read, height, width, engine, tile, overlap, batch_size, tta)
     held, held_end = [], 0  # probability bands [(top, (n_classes, h, width))] still needed
     band, band_top, next_label, cut = np.zeros((0, width), np.uint32), 0, 1, 0
     for cy0 in range(0, height, block):
