@@ -81,7 +81,7 @@ rule tune:
     benchmark:
         "results/benchmarks/tune.tsv"
     conda:
-        "../../envs/postprocess.yaml"
+        "../../envs/evaluate.yaml"
     resources:
         mem_mb=4000,
         runtime=60,

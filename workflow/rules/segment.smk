@@ -47,7 +47,7 @@ rule segment:
     log:
         "results/logs/segment.log",
     conda:
-        "../../envs/postprocess.yaml"
+        "../../envs/torch.yaml"
     resources:
         mem_mb=1000,
         runtime=30,
