@@ -116,7 +116,6 @@ rule package:
         model="results/model/model.pt",
         thresholds="results/tune/thresholds.json",
         summary="results/metrics/summary.csv",
-        train_benchmark="results/benchmarks/train.tsv",
         data="results/data",
         archive=data_source,
         lib=lib("package", "engine", "device", "model"),

@@ -21,7 +21,6 @@ package_model(
     snakemake.input.model,
     snakemake.input.thresholds,
     snakemake.input.summary,
-    snakemake.input.train_benchmark,
     Path(snakemake.output.model).parent,
     data,
     snakemake.params.predict,

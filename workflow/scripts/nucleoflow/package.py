@@ -19,13 +19,11 @@ def _metrics(summary):
     }
 
 
-def package_model(model_path, thresholds_path, summary_path, train_benchmark_path, out_dir, data, predict):
+def package_model(model_path, thresholds_path, summary_path, out_dir, data, predict):
     """Write out_dir/{model.pt, model.json, model.onnx}; the card records how the model was made and scored."""
     model, metadata = load_model(model_path, "cpu")
-    train_seconds = float(pd.read_csv(train_benchmark_path, sep="\t")["s"].iloc[0])
     card = {
         **metadata,
-        "training_time_s": round(train_seconds),
         "data": data,
         "postprocess": json.loads(Path(thresholds_path).read_text()),
         "postprocess_tuned_on": "val",

@@ -63,16 +63,72 @@ def random_crop(example, size, rng):
     return image[:, y : y + size, x : x + size], target[y : y + size, x : x + size]
 
 
-def augment(image, target, rng):
-    """Dihedral transform, channel shuffle (stain colour), contrast/brightness/gamma jitter."""
-    k, flip = rng.integers(4), rng.integers(2)
-    image, target = np.rot90(image, k, axes=(1, 2)), np.rot90(target, k)
-    if flip:
-        image, target = image[:, :, ::-1], target[:, ::-1]
-    image = image[rng.permutation(3)]
-    gamma = np.exp(rng.uniform(-0.3, 0.3))
-    image = np.clip(image, 0, None) ** gamma * rng.uniform(0.7, 1.3) + rng.uniform(-0.1, 0.1)
-    return np.ascontiguousarray(image, dtype=np.float32), np.ascontiguousarray(target)
+def augment(images, targets, rng):
+    """Per-crop dihedral transform, channel shuffle (stain colour), contrast/brightness/gamma jitter.
+
+    Runs on the training device: on a GPU the Python loop here is the step's only CPU work.
+    """
+    out_images, out_targets = [], []
+    for image, target in zip(images, targets):
+        k, flip = int(rng.integers(4)), bool(rng.integers(2))
+        image, target = torch.rot90(image, k, (1, 2)), torch.rot90(target, k, (0, 1))
+        if flip:
+            image, target = image.flip(2), target.flip(1)
+        out_images.append(image[torch.from_numpy(rng.permutation(3))])
+        out_targets.append(target)
+    n = len(images)
+    gamma, gain, bias = (torch.from_numpy(v.astype(np.float32)).to(images.device).view(n, 1, 1, 1) for v in (np.exp(rng.uniform(-0.3, 0.3, n)), rng.uniform(0.7, 1.3, n), rng.uniform(-0.1, 0.1, n)))
+    images = torch.stack(out_images).clamp(min=0) ** gamma * gain + bias
+    return images.contiguous(memory_format=torch.channels_last), torch.stack(out_targets)
+
+
+def make_batch(examples, picks, size, rng, device):
+    """Random crops of the picked examples, moved to the device and augmented there."""
+    crops = [random_crop(examples[i], size, rng) for i in picks]
+    images = torch.from_numpy(np.stack([c[0] for c in crops])).to(device)
+    targets = torch.from_numpy(np.stack([c[1] for c in crops]).astype(np.int64)).to(device)
+    return augment(images, targets, rng)
+
+
+def train_step(net, optimizer, images, targets, device):
+    with autocast(device):
+        logits = net(images)
+    loss = loss_fn(logits.float(), targets)
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
+def seconds_per_step(model_cfg, train_cfg, device, steps=20):
+    """Wall time of one training step (batch, augmentation, forward, backward, update) on random
+    data, after warm-up: sizes a schedule to a time budget on an unknown machine."""
+    size = train_cfg["crop_size"]
+    rng = np.random.default_rng(0)
+    example = Example("probe", "probe", rng.random((3, 2 * size, 2 * size), dtype=np.float32), rng.integers(0, N_CLASSES, (2 * size, 2 * size)).astype(np.uint8), None)
+    model = prepare(UNet(n_classes=N_CLASSES, **model_cfg), device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    picks = [0] * train_cfg["batch_size"]
+    for step in range(steps + 3):
+        if step == 3:
+            _synchronize(device)
+            start = time.perf_counter()
+        loss = train_step(model, optimizer, *make_batch([example], picks, size, rng, device), device)
+    loss.item()
+    return (time.perf_counter() - start) / steps
+
+
+def fit_schedule(train_cfg, step_s, budget_s, validation_s):
+    """train_cfg with samples_per_epoch set so that its epochs take about budget_s at step_s
+    seconds per step and validation_s per epoch's validation."""
+    epochs = train_cfg["epochs"]
+    steps = max(1, int((budget_s - epochs * validation_s) / step_s / epochs))
+    return {**train_cfg, "samples_per_epoch": steps * train_cfg["batch_size"]}
+
+
+def _synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def loss_fn(logits, target):
@@ -241,35 +297,32 @@ def _train_process(data_dir, model_path, history_path, checkpoint_path, model_cf
         # Per-epoch, per-rank random streams: resuming needs no generator state.
         rng = np.random.default_rng([train_cfg["seed"], epoch, rank])
         net.train()
-        started, running = time.monotonic(), 0.0
+        started, running = time.monotonic(), torch.zeros((), device=device)
         for step in range(steps_per_epoch):
             lr = lr_at((epoch - 1) * steps_per_epoch + step, total_steps, train_cfg["learning_rate"], steps_per_epoch)
             for group in optimizer.param_groups:
                 group["lr"] = lr
             picks = rng.choice(len(train_set), size=local_batch, p=weights)
-            batch = [augment(*random_crop(train_set[i], size, rng), rng) for i in picks]
-            images = torch.from_numpy(np.stack([b[0] for b in batch])).to(device).contiguous(memory_format=torch.channels_last)
-            targets = torch.from_numpy(np.stack([b[1] for b in batch]).astype(np.int64)).to(device)
-            with autocast(device):
-                logits = net(images)
-            loss = loss_fn(logits.float(), targets)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            running += loss.item()
+            # Summed on the device: a .item() per step would stall the GPU queue.
+            running += train_step(net, optimizer, *make_batch(train_set, picks, size, rng, device), device).detach()
         if lead:
-            best = _end_epoch(model, optimizer, val_crops, device, batch_size, epoch, epochs, running / steps_per_epoch, lr, started, history, best, fingerprint, checkpoint_path, history_path)
+            best = _end_epoch(model, optimizer, val_crops, device, batch_size, epoch, epochs, running.item() / steps_per_epoch, lr, started, history, best, fingerprint, checkpoint_path, history_path)
         if world > 1:
             dist.barrier()
     if lead:
         model.load_state_dict(best["state"])
         metadata = {k: v for k, v in best.items() if k != "state"}
-        save_model(model, model_path, **metadata, device=str(device), processes=world, train=train_cfg)
+        save_model(model, model_path, **metadata, device=str(device), processes=world, train=train_cfg, training_time_s=training_seconds(history))
         log.info("saved the best model (epoch %d, val_dsb %.4f) to %s", best["epoch"], best["val_dsb"], model_path)
         Path(checkpoint_path).unlink()  # finished: a forced rerun trains afresh
     if world > 1:
         dist.destroy_process_group()
     return history
+
+
+def training_seconds(history):
+    """Time spent in epochs, summed over resumed runs too (data loading excluded)."""
+    return round(sum(row["seconds"] for row in history))
 
 
 def _end_epoch(model, optimizer, val_crops, device, batch_size, epoch, epochs, train_loss, lr, started, history, best, fingerprint, checkpoint_path, history_path):

@@ -1,0 +1,84 @@
+"""Train a model like the shipped one within a time budget, on whatever device this machine has.
+
+    python models/train_shipped.py --data results/data --out DIR --budget-s 360 [--set train.modality_balance=1]
+
+How models/dsb2018_unet was trained on a GPU lent for minutes, without Snakemake there. It runs
+the train rule's code (nucleoflow.train.train) with config/config.yaml's model and train
+settings, but first times one training step on this device and sets epochs x
+samples_per_epoch to fill the budget. On SIGTERM (e.g. `timeout`) the best model so far is
+saved from the checkpoint. The result then goes through the workflow's tune, evaluate and
+package rules (see models/dsb2018_unet/README.md).
+"""
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
+
+from nucleoflow.device import pick_device  # noqa: E402
+from nucleoflow.io import setup_logging  # noqa: E402
+from nucleoflow.model import UNet, save_model  # noqa: E402
+from nucleoflow.targets import N_CLASSES  # noqa: E402
+from nucleoflow.train import fit_schedule, seconds_per_step, train, training_seconds  # noqa: E402
+
+log = logging.getLogger("train_shipped")
+# Validation of one epoch (89 centre crops, postprocessed on the CPU), in seconds.
+VALIDATION_S = 4.0
+
+
+def save_best_from_checkpoint(checkpoint, model_cfg, model_path, train_cfg, device):
+    """After SIGTERM: the best epoch so far, from the last checkpoint, saved as a finished model."""
+    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    best = state["best"]
+    model = UNet(n_classes=N_CLASSES, **model_cfg)
+    model.load_state_dict(best["state"])
+    metadata = {k: v for k, v in best.items() if k != "state"}
+    save_model(model, model_path, **metadata, device=str(device), processes=1, train=train_cfg, training_time_s=training_seconds(state["history"]), stopped_after_epoch=state["epoch"])
+    log.warning("stopped after epoch %d of %d; saved the best one (%d, val_dsb %.4f)", state["epoch"], train_cfg["epochs"], best["epoch"], best["val_dsb"])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, help="a results/data folder (manifest.csv, images/, labels/)")
+    parser.add_argument("--out", required=True, help="folder for model.pt, history.csv and train.log")
+    parser.add_argument("--budget-s", type=float, required=True, help="seconds for the training epochs")
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a model or train setting")
+    args = parser.parse_args()
+
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    model_cfg, train_cfg = config["model"], {**config["train"], "epochs": args.epochs}
+    for item in args.set:
+        key, value = item.split("=", 1)
+        section, name = key.split(".")
+        {"model": model_cfg, "train": train_cfg}[section][name] = yaml.safe_load(value)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    setup_logging(out / "train.log")
+    torch.set_num_threads(args.threads)
+    device = pick_device()
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    step_s = seconds_per_step(model_cfg, train_cfg, device)
+    train_cfg = fit_schedule(train_cfg, step_s, args.budget_s, VALIDATION_S)
+    log.info("device %s: %.4f s per step of %d crops -> %s", device, step_s, train_cfg["batch_size"], json.dumps(train_cfg))
+    checkpoint = out / "checkpoint.pt"
+    started = time.monotonic()
+    try:
+        train(args.data, out / "model.pt", out / "history.csv", checkpoint, model_cfg, train_cfg, threads=args.threads)
+    except SystemExit:
+        save_best_from_checkpoint(checkpoint, model_cfg, out / "model.pt", train_cfg, device)
+    log.info("training took %.0f s", time.monotonic() - started)
+
+
+if __name__ == "__main__":
+    main()
