@@ -1,12 +1,14 @@
 """Predict and postprocess throughput against this machine's fp32 FMA peak, in one run.
 
-    python benchmarks/throughput.py [--model models/dsb2018_unet/model.pt] [--side 2048]
+    python benchmarks/throughput.py [--model models/dsb2018_unet/model.pt] [--side 2048] [--device cuda]
 
 Prints the FMA peak (benchmarks/peak.py), the model's forward GFLOP per megapixel, a naive
 baseline (whole image in one eager fp32 NCHW pass, BatchNorm unfused), then each engine and
 tiling as MP/s, fraction of the peak and speed-up over the baseline, the largest difference
 from the eager model, and the postprocess MP/s. The image is a mosaic of real DSB2018 images
 when ../shared/data/dsb2018 is present (postprocess speed depends on the nuclei), else noise.
+With --device cuda it prints GPU figures instead: the naive baseline in fp32 on the GPU, and the
+torch engine (bf16 autocast, channels_last) with batched tiles.
 """
 
 import argparse
@@ -54,7 +56,7 @@ def mosaic(side):
 
 
 def gflop_per_mp(model_path):
-    engine = load_engine(model_path, "eager")
+    engine = load_engine(model_path, "eager", device=torch.device("cpu"))
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         engine.net(torch.zeros(1, 3, 512, 512))
     return counter.get_total_flops() / 1e9 / (512 * 512 / 1e6)
@@ -70,12 +72,40 @@ def timed(fn, repeats=2):
     return best, result
 
 
+def cuda_main(args, flops, image):
+    """GPU rows: MP/s of eager fp32 whole-image inference and of bf16 batched tiling."""
+    device = torch.device("cuda")
+    megapixels = image.shape[1] * image.shape[2] / 1e6
+    print(f"device: {torch.cuda.get_device_name(device)}; model {flops:.1f} GFLOP/MP; image {image.shape[2]}x{image.shape[1]} ({megapixels:.2f} MP)")
+    eager = load_engine(args.model, "eager", device=device)
+    inputs = torch.from_numpy(image[None]).to(device)
+
+    def fp32_whole():
+        with torch.no_grad():
+            out = eager.net(inputs)  # no autocast: fp32
+        torch.cuda.synchronize()
+        return out
+
+    baseline_s, reference = timed(fp32_whole, repeats=3)
+    reference = reference[0].cpu().numpy()
+    print(f"{'naive: whole image, eager fp32 NCHW unfused':<48} {megapixels / baseline_s:8.2f} MP/s  {megapixels / baseline_s * flops / 1e3:7.2f} TFLOP/s")
+    engine = load_engine(args.model, "torch", device=device)
+    for tile, batch in [(1024, 1), (1024, 4), (512, 16)]:
+        seconds, probs = timed(lambda tile=tile, batch=batch: predict_tiled(engine, image, tile, 0.0625, batch_size=batch), repeats=3)
+        diff = np.abs(probs[:, 64:-64, 64:-64] - reference[:, 64:-64, 64:-64]).max()
+        rate = megapixels / seconds
+        print(f"{f'predict: torch bf16, tile {tile}, batch {batch}':<48} {rate:8.2f} MP/s  {rate * flops / 1e3:7.2f} TFLOP/s  {baseline_s / seconds:5.2f}x baseline  max |p - fp32| {diff:.1e}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default=str(ROOT / "models" / "dsb2018_unet" / "model.pt"))
     parser.add_argument("--side", type=int, default=2048, help="image side in pixels (a multiple of 256)")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = parser.parse_args()
+    if args.device == "cuda":
+        return cuda_main(args, gflop_per_mp(args.model), normalize(mosaic(args.side)))
 
     peak = fma_peak()
     flops = gflop_per_mp(args.model)
