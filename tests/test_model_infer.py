@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 from nucleoflow.engine import load_engine
-from nucleoflow.infer import gaussian_weight, predict_tiled, probabilities
+from nucleoflow.infer import _starts, fit_tile, gaussian_weight, predict_tiled, probabilities
 from nucleoflow.model import UNet, load_model, save_model
 from nucleoflow.normalize import normalize
 
@@ -30,6 +30,20 @@ def test_tiled_equals_whole_image(shape):
     whole = engine(image[None])[0]
     assert tiled.shape == whole.shape
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
+
+
+@pytest.mark.parametrize("size", [17, 256, 1000, 1024, 1025, 2048, 3000, 10240])
+def test_fitted_tiles_cover_the_image_with_fewer_pixels(size):
+    tile, margin = 1024, 64
+    fitted = fit_tile(size, tile, margin, 16)
+    assert fitted % 16 == 0 and fitted <= max(tile, size + 15)
+    full = max(size, fitted)
+    starts = _starts(full, fitted, max(1, fitted - margin))
+    assert starts[-1] + fitted == full  # covered to the last pixel
+    assert all(b - a <= fitted - margin for a, b in zip(starts, starts[1:]))  # every seam overlaps by >= margin
+    assert len(starts) == (1 if size <= tile else len(_starts(size, tile, tile - margin)))
+    if size == 2048:
+        assert len(starts) ** 2 * fitted**2 < 1.2 * size**2  # 9 tiles of 1024 would compute 2.25x the image
 
 
 def test_tta_averages_the_eight_dihedral_predictions(tmp_path):

@@ -21,6 +21,17 @@ def _starts(size, tile, step):
     return starts
 
 
+def fit_tile(size, tile, margin, multiple):
+    """The tile side for one image axis: the smallest multiple of `multiple` that covers `size`
+    with as few tiles, overlapping by `margin`, as tiles of side `tile` need. A 2048 px image
+    then takes 3 tiles of 736 px, not 3 of 1024 (2.25x the pixels in 2D); small images take one
+    tile rounded up to the network's multiple."""
+    if size <= tile:
+        return -(-size // multiple) * multiple
+    n = len(_starts(size, tile, max(1, tile - margin)))
+    return min(tile, -(-(size + (n - 1) * margin) // (n * multiple)) * multiple)
+
+
 def gaussian_weight(shape, sigma_scale=0.125):
     """Tile weights peaking at the centre; floored so edge pixels never get zero weight."""
     axes = [np.exp(-0.5 * ((np.arange(n) - (n - 1) / 2) / (sigma_scale * n)) ** 2) for n in shape]
@@ -55,15 +66,13 @@ def predict_rows(read, height, width, engine, tile=256, overlap=0.25, batch_size
     over the whole image and are run one tile row at a time, so memory holds a tile row of the
     image, never the whole of it, and the result does not depend on how the caller cuts it up.
     """
-    multiple = engine.multiple
-    # Small images use one tile rounded up to the network's multiple instead of a full tile.
-    tile_h = min(tile, -(-height // multiple) * multiple)
-    tile_w = min(tile, -(-width // multiple) * multiple)
+    margin = int(tile * overlap)
+    tile_h, tile_w = (fit_tile(size, tile, margin, engine.multiple) for size in (height, width))
     full_h, full_w = max(height, tile_h), max(width, tile_w)
     pad_h, pad_w = full_h - height, full_w - width
     mode = "reflect" if pad_h < height and pad_w < width else "edge"
-    rows_y = _starts(full_h, tile_h, max(1, int(tile_h * (1 - overlap))))
-    cols_x = _starts(full_w, tile_w, max(1, int(tile_w * (1 - overlap))))
+    rows_y = _starts(full_h, tile_h, max(1, tile_h - margin))
+    cols_x = _starts(full_w, tile_w, max(1, tile_w - margin))
     weight = gaussian_weight((tile_h, tile_w))
     total = np.zeros((engine.n_classes, 0, full_w), np.float32)
     norm = np.zeros((0, full_w), np.float32)
