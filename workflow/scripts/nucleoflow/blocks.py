@@ -16,7 +16,7 @@ from scipy import ndimage as ndi
 
 from .errors import InputError
 from .infer import predict_rows
-from .io import atomic_path, read_image, to_hwc
+from .io import atomic_path, channels_last, plane_layout, read_image
 from .normalize import apply_range, intensity_range
 from .postprocess import instances
 
@@ -30,18 +30,11 @@ class RegionSource:
 
     def __init__(self, array, name, keep=None):
         self.array, self.name, self._keep = array, name, keep  # keep: an open file the array reads from
-        shape = array.shape
-        self.channel_first = len(shape) == 3 and shape[0] in (3, 4) and shape[-1] not in (3, 4)
-        if len(shape) not in (2, 3) or (len(shape) == 3 and not self.channel_first and shape[-1] > 4):
-            raise InputError(name, f"has shape {shape}; expected a 2D gray, RGB or RGBA image", "Save one 2D plane per file (split stacks and time series first)")
-        self.height, self.width = shape[1:] if self.channel_first else shape[:2]
-        if min(self.height, self.width) < 8:
-            raise InputError(name, f"is only {self.height}x{self.width} pixels", "Images must be at least 8x8 pixels")
+        self.height, self.width, self.channel_first = plane_layout(array.shape, name)
 
     def read(self, y0, y1, x0, x1):
-        if self.channel_first:
-            return to_hwc(np.moveaxis(np.asarray(self.array[:, y0:y1, x0:x1]), 0, -1), self.name)
-        return to_hwc(np.asarray(self.array[y0:y1, x0:x1]), self.name)
+        region = self.array[:, y0:y1, x0:x1] if self.channel_first else self.array[y0:y1, x0:x1]
+        return channels_last(np.asarray(region), self.channel_first, self.name)
 
     def intensity_range(self):
         """normalize()'s statistics from the same strided pixels, read a band of rows at a time."""

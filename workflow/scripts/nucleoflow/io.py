@@ -147,28 +147,38 @@ def load_hwc(path):
     return to_hwc(read_image(path), path)
 
 
-def to_hwc(array, name):
-    """Bring a decoded image to (H, W, C) with C in {1, 3}: gray, RGB, or RGBA minus alpha."""
+def plane_layout(shape, name):
+    """(height, width, channel_first) of an array holding one 2D gray, RGB or RGBA image (with or
+    without alpha, channels last or first); refuses stacks, odd channel counts and tiny images."""
+    channel_first = len(shape) == 3 and shape[0] in (3, 4) and shape[-1] not in (3, 4)
+    if not (len(shape) == 2 or (len(shape) == 3 and (channel_first or 1 <= shape[-1] <= 4))):
+        raise InputError(name, f"has shape {shape}; expected a 2D gray, RGB or RGBA image", "Save one 2D plane per file (split stacks and time series first)")
+    height, width = shape[1:] if channel_first else shape[:2]
+    if min(height, width) < 8:
+        raise InputError(name, f"is only {height}x{width} pixels", "Images must be at least 8x8 pixels")
+    return height, width, channel_first
+
+
+def channels_last(array, channel_first, name):
+    """A decoded image or region of one (plane_layout told the layout) as (H, W, C), C in {1, 3}:
+    gray, RGB, or RGBA minus alpha."""
     if array.dtype == bool:
         array = array.astype(np.uint8)
     if array.dtype.kind not in "uif":
         raise InputError(name, f"has unsupported pixel type {array.dtype}", "Save it as 8- or 16-bit gray or RGB")
     if array.ndim == 2:
         array = array[..., None]
-    elif array.ndim == 3 and array.shape[0] in (3, 4) and array.shape[-1] not in (3, 4):
-        array = np.moveaxis(array, 0, -1)  # channel-first TIFF
-    if array.ndim != 3 or array.shape[-1] not in (1, 2, 3, 4):
-        raise InputError(
-            name,
-            f"has shape {array.shape}; expected a 2D gray, RGB or RGBA image",
-            "Save one 2D plane per file (split stacks and time series first)",
-        )
+    elif channel_first:
+        array = np.moveaxis(array, 0, -1)
     if array.shape[-1] == 2:  # gray + alpha
         array = array[..., :1]
     if array.shape[-1] == 4:
         array = array[..., :3]
     if array.shape[-1] == 3 and np.array_equal(array[..., 0], array[..., 1]) and np.array_equal(array[..., 0], array[..., 2]):
         array = array[..., :1]
-    if min(array.shape[:2]) < 8:
-        raise InputError(name, f"is only {array.shape[0]}x{array.shape[1]} pixels", "Images must be at least 8x8 pixels")
     return np.ascontiguousarray(array)
+
+
+def to_hwc(array, name):
+    """A whole decoded image as (H, W, C) with C in {1, 3}, checked (plane_layout)."""
+    return channels_last(array, plane_layout(array.shape, name)[2], name)
