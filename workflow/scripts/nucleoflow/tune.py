@@ -27,14 +27,15 @@ def _score(pairs, params):
 
 
 def _search(pairs, base, grid, rows):
-    best = None
+    """Score every point of `grid` over `base`, append them to rows; the best point (first on ties)."""
+    tried = []
     for values in itertools.product(*grid.values()):
         params = {**base, **dict(zip(grid, values))}
-        rows.append({**params, "dsb": _score(pairs, params)})
-        if best is None or rows[-1]["dsb"] > best[1]:
-            best = (params, rows[-1]["dsb"])
-        log.info("%s -> val DSB %.4f", params, rows[-1]["dsb"])
-    return best[0]
+        tried.append({**params, "dsb": _score(pairs, params)})
+        log.info("%s -> val DSB %.4f", params, tried[-1]["dsb"])
+    rows.extend(tried)
+    best = max(tried, key=lambda row: row["dsb"])
+    return {name: best[name] for name in base}
 
 
 def tune_thresholds(pairs):
