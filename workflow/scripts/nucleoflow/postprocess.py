@@ -6,7 +6,6 @@ from pathlib import Path
 import numpy as np
 import tifffile
 from scipy import ndimage as ndi
-from skimage.morphology import remove_small_objects
 from skimage.segmentation import relabel_sequential, watershed
 
 from .io import staging_dir, write_tiff
@@ -23,10 +22,16 @@ def instances(probs, seed_threshold=0.5, foreground_threshold=0.5, min_seed_area
     interior = probs[INTERIOR]
     foreground = (interior + probs[BORDER]) > foreground_threshold
     seeds, _ = ndi.label(interior > seed_threshold)
-    seeds = remove_small_objects(seeds, max_size=min_seed_area - 1) if min_seed_area > 1 else seeds
+    seeds = _drop_small(seeds, min_seed_area)
     labels = watershed(-interior, markers=seeds, mask=foreground | (seeds > 0))
-    labels = remove_small_objects(labels, max_size=min_area - 1) if min_area > 1 else labels
-    return relabel_sequential(labels.astype(np.uint32))[0]
+    return relabel_sequential(_drop_small(labels, min_area).astype(np.uint32))[0]
+
+
+def _drop_small(labels, min_size):
+    """Labels with the regions of fewer than min_size pixels set to background."""
+    small = np.bincount(labels.ravel()) < min_size
+    small[0] = False
+    return np.where(small[labels], 0, labels)
 
 
 def label_folder(probs_dir, out_dir, **thresholds):
