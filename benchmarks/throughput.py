@@ -35,7 +35,7 @@ from peak import fma_peak  # noqa: E402
 
 ARCHIVE = ROOT.parent / "shared" / "data" / "dsb2018" / "stage1_train.zip"
 # (engine, tile, overlap): the workflow's default tiling, then larger tiles with thin overlaps.
-SETTINGS = [("onnx", 256, 0.25), ("onnx", 512, 0.125), ("onnx", 1024, 0.0625), ("torch", 1024, 0.0625)]
+SETTINGS = [("openvino", 256, 0.25), ("openvino", 512, 0.125), ("openvino", 1024, 0.0625), ("onnx", 1024, 0.0625), ("torch", 1024, 0.0625)]
 
 
 def mosaic(side):

@@ -23,7 +23,7 @@ def model_path(tmp_path_factory):
     return path
 
 
-@pytest.mark.parametrize("engine", ["onnx", "torch", "auto"])
+@pytest.mark.parametrize("engine", ["openvino", "onnx", "torch", "auto"])
 @pytest.mark.parametrize("shape", [(2, 3, 64, 64), (1, 3, 48, 80)])
 def test_engines_match_eager(model_path, engine, shape):
     batch = np.random.default_rng(0).normal(size=shape).astype(np.float32)
@@ -34,9 +34,9 @@ def test_engines_match_eager(model_path, engine, shape):
     np.testing.assert_allclose(reference.sum(axis=1), 1, atol=1e-5)  # probabilities
 
 
-def test_auto_uses_onnxruntime_on_cpu(model_path):
-    pytest.importorskip("onnxruntime")
-    assert load_engine(model_path, "auto", device=torch.device("cpu")).name == "onnx"
+def test_auto_uses_openvino_on_cpu(model_path):
+    pytest.importorskip("openvino")
+    assert load_engine(model_path, "auto", device=torch.device("cpu")).name == "openvino"
 
 
 def test_folding_removes_batchnorm(model_path):

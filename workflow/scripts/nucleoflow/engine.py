@@ -1,11 +1,12 @@
 """Inference engines: a trained U-Net as a function from image batches to class probabilities.
 
-On CPU, ONNX Runtime runs the exported model fastest (measured in benchmarks/throughput.py);
-plain PyTorch with BatchNorm folded into the convolutions and channels_last is the fallback.
-On CUDA, PyTorch with bf16 autocast.
+On CPU, OpenVINO runs the exported model fastest, then ONNX Runtime (measured in
+benchmarks/throughput.py); plain PyTorch with BatchNorm folded into the convolutions and
+channels_last is the fallback. On CUDA, PyTorch with bf16 autocast.
 """
 
 import copy
+import importlib.util
 import io
 import itertools
 import logging
@@ -21,7 +22,7 @@ from .model import load_model
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("auto", "onnx", "torch", "eager")
+ENGINES = ("auto", "openvino", "onnx", "torch", "eager")
 
 
 class _Probabilities(nn.Module):
@@ -110,47 +111,69 @@ class TorchEngine(Engine):
         return probs.float().cpu().numpy()
 
 
+def _onnx_bytes(model):
+    buffer = io.BytesIO()
+    export_onnx(model, buffer)
+    return buffer.getvalue()
+
+
+class OpenVinoEngine(Engine):
+    def __init__(self, model, metadata, threads):
+        import openvino as ov
+
+        super().__init__(model, metadata, "openvino")
+        network = ov.convert_model(io.BytesIO(_onnx_bytes(model)))  # dynamic batch, height and width
+        # LATENCY: one stream using every thread on one tile (the throughput hint splits the
+        # threads over streams that one caller never fills: 2x slower here).
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"}
+        self.request = ov.Core().compile_model(network, "CPU", config).create_infer_request()
+
+    def __call__(self, batch):
+        # infer() copies the outputs (share_outputs=False), so results outlive the next call.
+        return self.request.infer({0: np.ascontiguousarray(batch, dtype=np.float32)})[0]
+
+
 class OnnxEngine(Engine):
     def __init__(self, model, metadata, threads):
         import onnxruntime as ort
 
         super().__init__(model, metadata, "onnx")
-        buffer = io.BytesIO()
-        export_onnx(model, buffer)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         # The memory arena (on by default) reuses activation buffers between runs; without it every
         # tile pays for page faults on fresh buffers (1.2-1.6x slower, benchmarks/throughput.py).
-        self.session = ort.InferenceSession(buffer.getvalue(), options, providers=["CPUExecutionProvider"])
+        self.session = ort.InferenceSession(_onnx_bytes(model), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, batch):
         return self.session.run(None, {"image": np.ascontiguousarray(batch, dtype=np.float32)})[0]
 
 
-def _onnxruntime_available():
-    try:
-        import onnxruntime  # noqa: F401
-    except ImportError:
-        return False
-    return True
+CPU_RUNTIMES = {"openvino": OpenVinoEngine, "onnx": OnnxEngine}
+
+
+def _installed(module):
+    return importlib.util.find_spec(module) is not None
 
 
 def load_engine(model_path, engine="auto", threads=1, device=None):
     """The fastest engine for this machine, or the one asked for.
 
-    auto: ONNX Runtime on CPU when installed, else PyTorch (folded, channels_last); PyTorch on CUDA.
+    auto: on CPU OpenVINO, else ONNX Runtime, whichever is installed, else PyTorch (folded,
+    channels_last); PyTorch on CUDA.
     eager: the unmodified PyTorch model (NCHW, BatchNorm unfused), the reference for tests and benchmarks.
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
     torch.set_num_threads(threads)
     device = device or pick_device()
-    if engine == "onnx" or (engine == "auto" and device.type == "cpu" and _onnxruntime_available()):
+    if engine == "auto" and device.type == "cpu":
+        engine = next((name for name in CPU_RUNTIMES if _installed(name)), "torch")
+    if engine in CPU_RUNTIMES:
         model, metadata = load_model(model_path, "cpu")
-        result = OnnxEngine(model, metadata, threads)
+        result = CPU_RUNTIMES[engine](model, metadata, threads)
     else:
         model, metadata = load_model(model_path, device)
         result = TorchEngine(model, metadata, device, fold=engine != "eager")
-    log.info("inference engine: %s on %s, %d threads", result.name, "cpu" if result.name == "onnx" else device, threads)
+    log.info("inference engine: %s on %s, %d threads", result.name, "cpu" if result.name in CPU_RUNTIMES else device, threads)
     return result
