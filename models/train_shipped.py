@@ -4,8 +4,8 @@
 
 How models/dsb2018_unet was trained on a GPU lent for minutes, without Snakemake there. It runs
 the train rule's code (nucleoflow.train.train) with config/config.yaml's model and train
-settings, but first times one training step on this device and sets epochs x
-samples_per_epoch to fill the budget. On SIGTERM (e.g. `timeout`) the best model so far is
+settings, but first times one training step on this device and sets samples_per_epoch so
+that the epochs fill the budget. On SIGTERM (e.g. `timeout`) the best model so far is
 saved from the checkpoint. The result then goes through the workflow's tune, evaluate and
 package rules (see models/dsb2018_unet/README.md).
 """

@@ -1,5 +1,6 @@
 """Training killed mid-run resumes from its last complete epoch and ends as if never killed."""
 
+import json
 import signal
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import time
 import pandas as pd
 import pytest
 from nucleoflow.dataset import build_dataset
+from nucleoflow.model import load_model
 from runner import ROOT
 
 MODEL = {"depth": 2, "base_width": 8, "norm": "batch"}
@@ -107,3 +109,18 @@ def test_distributed_training_matches_single_process(data_dir, uninterrupted, tm
     assert ddp.train_loss < history["train_loss"].iloc[0]
     assert abs(ddp.val_loss - single.val_loss) < 0.25 * single.val_loss
     assert (tmp_path / "model.pt").exists()
+
+
+def test_budgeted_training_stopped_by_sigterm_keeps_its_best_epoch(data_dir, tmp_path):
+    """models/train_shipped.py (how the shipped model was trained): schedule sized to a budget;
+    SIGTERM (a `timeout`, a lease running out) still leaves a finished model."""
+    sets = [f"--set=model.{k}={v}" for k, v in MODEL.items()] + [f"--set=train.{k}={v}" for k, v in TRAIN.items() if k not in ("epochs", "samples_per_epoch")]
+    args = [sys.executable, str(ROOT / "models" / "train_shipped.py"), "--data", str(data_dir), "--out", str(tmp_path), "--budget-s", "60", "--epochs", "3", "--threads", "1", *sets]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert kill_after_epoch(proc, tmp_path / "train.log", 1, signal.SIGTERM) == 0
+    card = json.loads((tmp_path / "model.json").read_text())
+    assert card["stopped_after_epoch"] >= 1 and card["epoch"] <= card["stopped_after_epoch"]
+    assert card["train"]["epochs"] == 3 and card["train"]["samples_per_epoch"] % TRAIN["batch_size"] == 0
+    assert card["train"]["samples_per_epoch"] > TRAIN["batch_size"]  # the budget bought more than one step
+    assert card["training_time_s"] >= 0 and "per step" in (tmp_path / "train.log").read_text()
+    load_model(tmp_path / "model.pt")
