@@ -25,9 +25,9 @@ sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
 from nucleoflow.device import pick_device  # noqa: E402
 from nucleoflow.io import setup_logging  # noqa: E402
-from nucleoflow.model import UNet, save_model  # noqa: E402
+from nucleoflow.model import UNet  # noqa: E402
 from nucleoflow.targets import N_CLASSES  # noqa: E402
-from nucleoflow.train import fit_schedule, seconds_per_step, train, training_seconds  # noqa: E402
+from nucleoflow.train import fit_schedule, save_best, seconds_per_step, train  # noqa: E402
 
 log = logging.getLogger("train_shipped")
 # Validation of one epoch (89 centre crops, postprocessed on the CPU), in seconds.
@@ -38,10 +38,7 @@ def save_best_from_checkpoint(checkpoint, model_cfg, model_path, train_cfg, devi
     """After SIGTERM: the best epoch so far, from the last checkpoint, saved as a finished model."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     best = state["best"]
-    model = UNet(n_classes=N_CLASSES, **model_cfg)
-    model.load_state_dict(best["state"])
-    metadata = {k: v for k, v in best.items() if k != "state"}
-    save_model(model, model_path, **metadata, device=str(device), processes=1, train=train_cfg, training_time_s=training_seconds(state["history"]), stopped_after_epoch=state["epoch"])
+    save_best(UNet(n_classes=N_CLASSES, **model_cfg), best, state["history"], model_path, device, 1, train_cfg, stopped_after_epoch=state["epoch"])
     log.warning("stopped after epoch %d of %d; saved the best one (%d, val_dsb %.4f)", state["epoch"], train_cfg["epochs"], best["epoch"], best["val_dsb"])
 
 

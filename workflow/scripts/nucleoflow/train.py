@@ -310,9 +310,7 @@ def _train_process(data_dir, model_path, history_path, checkpoint_path, model_cf
         if world > 1:
             dist.barrier()
     if lead:
-        model.load_state_dict(best["state"])
-        metadata = {k: v for k, v in best.items() if k != "state"}
-        save_model(model, model_path, **metadata, device=str(device), processes=world, train=train_cfg, training_time_s=training_seconds(history))
+        save_best(model, best, history, model_path, device, world, train_cfg)
         log.info("saved the best model (epoch %d, val_dsb %.4f) to %s", best["epoch"], best["val_dsb"], model_path)
         Path(checkpoint_path).unlink()  # finished: a forced rerun trains afresh
     if world > 1:
@@ -320,9 +318,13 @@ def _train_process(data_dir, model_path, history_path, checkpoint_path, model_cf
     return history
 
 
-def training_seconds(history):
-    """Time spent in epochs, summed over resumed runs too (data loading excluded)."""
-    return round(sum(row["seconds"] for row in history))
+def save_best(model, best, history, model_path, device, processes, train_cfg, **extra):
+    """Write the best epoch's weights as the finished model; its card holds the epoch's scores,
+    the device, the schedule and the time spent in epochs (summed over resumed runs too)."""
+    model.load_state_dict(best["state"])
+    metadata = {k: v for k, v in best.items() if k != "state"}
+    training_time_s = round(sum(row["seconds"] for row in history))
+    save_model(model, model_path, **metadata, device=str(device), processes=processes, train=train_cfg, training_time_s=training_time_s, **extra)
 
 
 def _end_epoch(model, optimizer, val_crops, device, batch_size, epoch, epochs, train_loss, lr, started, history, best, fingerprint, checkpoint_path, history_path):
