@@ -124,6 +124,6 @@ def test_shipped_model_labels_without_seams_on_real_images(dsb_zip):
             whole = segmenter(image)
             segmenter.options.update(block=160, context=64)
             tiled = segmenter(image)
-            assert whole.max() > 100  # crowded: the real images hold 250-375 nuclei
+            assert whole.max() > 150  # crowded: the real images hold 250-375 nuclei
             fractions.append(matched_fraction(whole, tiled, 0.99))
     assert min(fractions) >= 0.99, fractions
