@@ -47,27 +47,9 @@ def fold_batchnorm(model):
     return model
 
 
-class _ShuffleUp(nn.Module):
-    """A 2x2 stride-2 transposed convolution as a 1x1 convolution + pixel shuffle: the same
-    numbers; faster in ONNX Runtime without its memory arena, equal within noise with it."""
-
-    def __init__(self, up):
-        super().__init__()
-        cin, cout = up.weight.shape[:2]
-        self.conv = nn.Conv2d(cin, cout * 4, 1)
-        self.conv.weight.data = up.weight.detach().permute(1, 2, 3, 0).reshape(cout * 4, cin, 1, 1).clone()
-        self.conv.bias.data = up.bias.detach().repeat_interleave(4).clone()
-        self.shuffle = nn.PixelShuffle(2)
-
-    def forward(self, x):
-        return self.shuffle(self.conv(x))
-
-
 def export_onnx(model, path_or_buffer, opset=17):
     """Export the model (softmax included) with dynamic batch, height and width."""
-    model = copy.deepcopy(model).cpu().eval()
-    model.upsample = nn.ModuleList(_ShuffleUp(up) for up in model.upsample)
-    model = _Probabilities(model)
+    model = _Probabilities(copy.deepcopy(model).cpu().eval())
     example = torch.zeros(1, model.model.config["in_channels"], 64, 64)
     axes = {0: "batch", 2: "height", 3: "width"}
     # The TorchScript exporter is deprecated but exact and needs no onnxscript; silence its notice.
