@@ -8,8 +8,11 @@ import time
 
 import pandas as pd
 import pytest
+import torch
 from nucleoflow.dataset import build_dataset
+from nucleoflow.errors import InputError
 from nucleoflow.model import load_model
+from nucleoflow.train import initial_model
 from runner import ROOT
 
 MODEL = {"depth": 2, "base_width": 8, "norm": "batch"}
@@ -53,10 +56,15 @@ def kill_after_epoch(proc, log, epoch, signum):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(data_dir, tmp_path_factory):
+def trained(data_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("whole")
     assert start(data_dir, out).wait() == 0
-    return pd.read_csv(out / "history.csv")
+    return out
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(trained):
+    return pd.read_csv(trained / "history.csv")
 
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
@@ -75,6 +83,24 @@ def test_killed_training_resumes_and_matches(data_dir, uninterrupted, tmp_path, 
     assert list(history["epoch"]) == [1, 2, 3, 4]
     pd.testing.assert_frame_equal(history.drop(columns="seconds"), uninterrupted.drop(columns="seconds"), atol=1e-6)
     assert (tmp_path / "model.pt").exists()
+
+
+def test_fine_tuning_starts_from_the_given_model(data_dir, trained, uninterrupted, tmp_path):
+    """train.init_model: the first epoch goes on from the trained model's weights, far ahead of
+    a first epoch from scratch; the card says what it started from."""
+    init = str(trained / "model.pt")
+    assert start(data_dir, tmp_path, dict(TRAIN, epochs=1, learning_rate=1e-4, init_model=init)).wait() == 0
+    first = pd.read_csv(tmp_path / "history.csv").iloc[0]
+    scratch, best = uninterrupted.iloc[0], uninterrupted.loc[uninterrupted["val_dsb"].idxmax()]
+    print(f"val_loss: from scratch {scratch.val_loss:.4f}, trained {best.val_loss:.4f}, fine-tuned {first.val_loss:.4f}")
+    assert first.val_loss < scratch.val_loss
+    assert abs(first.val_loss - best.val_loss) < abs(scratch.val_loss - best.val_loss) / 2
+    assert json.loads((tmp_path / "model.json").read_text())["train"]["init_model"] == init
+
+
+def test_fine_tuning_refuses_a_model_of_another_shape(trained):
+    with pytest.raises(InputError, match=r"model\.pt.*'base_width': 8.*Set model\.depth, base_width and norm"):
+        initial_model(dict(MODEL, base_width=16), trained / "model.pt", torch.device("cpu"))
 
 
 def test_changed_config_discards_checkpoint(data_dir, tmp_path):

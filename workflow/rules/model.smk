@@ -1,6 +1,7 @@
 rule train:
     input:
         data="results/data",
+        init=config["train"]["init_model"] or [],
         lib=lib(
             "train",
             "device",

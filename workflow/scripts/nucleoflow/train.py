@@ -21,7 +21,8 @@ from torch.nn.parallel import DistributedDataParallel
 from .device import autocast, pick_device, prepare
 from .io import atomic_path, load_hwc, setup_logging
 from .metrics import image_scores
-from .model import UNet, save_model
+from .errors import InputError
+from .model import UNet, load_model, save_model
 from .normalize import normalize
 from .postprocess import instances
 from .targets import N_CLASSES, instance_targets
@@ -184,10 +185,28 @@ def lr_at(step, total_steps, base_lr, warmup_steps):
     return base_lr * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def initial_model(model_cfg, init_model, device):
+    """A fresh U-Net, or with init_model (a model.pt of this pipeline) its weights: fine-tuning."""
+    model = UNet(n_classes=N_CLASSES, **model_cfg)
+    if init_model:
+        source, _ = load_model(init_model)
+        if source.config != model.config:
+            raise InputError(
+                init_model,
+                f"is a U-Net with {source.config}, but the model config asks for {model.config}",
+                "Set model.depth, base_width and norm to the values in its model.json, or train.init_model to \"\"",
+            )
+        model.load_state_dict(source.state_dict())
+    return prepare(model, device)
+
+
 def _fingerprint(data_dir, model_cfg, train_cfg):
-    """What a checkpoint must match to be resumed: the data, the model and the schedule."""
+    """What a checkpoint must match to be resumed: the data, the model, the schedule and the
+    weights it started from."""
     digest = hashlib.sha256(json.dumps([model_cfg, train_cfg], sort_keys=True).encode())
     digest.update((Path(data_dir) / "manifest.csv").read_bytes())
+    if train_cfg.get("init_model"):
+        digest.update(Path(train_cfg["init_model"]).read_bytes())
     return digest.hexdigest()
 
 
@@ -273,7 +292,7 @@ def _train_process(data_dir, model_path, history_path, checkpoint_path, model_cf
     weights = sampling_weights(train_set, train_cfg["modality_balance"])
     val_crops = validation_crops(val_set, size)
 
-    model = prepare(UNet(n_classes=N_CLASSES, **model_cfg), device)
+    model = initial_model(model_cfg, train_cfg.get("init_model"), device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=train_cfg["learning_rate"], weight_decay=train_cfg["weight_decay"])
     # samples_per_epoch and batch_size are global: each of the `world` ranks takes its share.
     steps_per_epoch = max(1, train_cfg["samples_per_epoch"] // batch_size)
