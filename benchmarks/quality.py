@@ -70,7 +70,7 @@ def main():
     params, _ = tune_classical(val)
     rows += scores("classical (Otsu + watershed)", test, lambda image: classical_instances(image, **params))
     classical_s = time.perf_counter() - start
-    print(f"U-Net: {unet_s:.0f} s with thresholds {segmenter.options}; classical: {classical_s:.0f} s incl. tuning on {len(val)} val images -> {params}")
+    print(f"U-Net: {unet_s:.0f} s with {segmenter.options}, thresholds {segmenter.thresholds}; classical: {classical_s:.0f} s incl. tuning on {len(val)} val images -> {params}")
 
     per_image = pd.DataFrame(rows)
     if args.per_image:

@@ -127,3 +127,20 @@ def test_shipped_model_labels_without_seams_on_real_images(dsb_zip):
             assert whole.max() > 150  # crowded: the real images hold 250-375 nuclei
             fractions.append(matched_fraction(whole, tiled, 0.99))
     assert min(fractions) >= 0.99, fractions
+
+
+def test_segmenter_uses_the_thresholds_tuned_for_the_images_modality(tmp_path):
+    """A card with histology thresholds that keep nothing: a colour image (histology, told from
+    its pixels) gets them and no nuclei; a gray one (fluorescence) gets the global values."""
+    from nucleoflow.model import load_model, save_model
+
+    model, metadata = load_model(SHIPPED)
+    postprocess = {**metadata["postprocess"], "modality": {"histology": {"min_area": 10**6}}}
+    save_model(model, tmp_path / "model.pt", **{**metadata, "postprocess": postprocess})
+    segmenter = Segmenter(tmp_path / "model.pt")
+    nuclei = discs(shape=(128, 160), radius=8) > 0
+    gray = np.where(nuclei, 200, 20).astype(np.uint8)
+    colour = np.stack([np.where(nuclei, 90, 240), np.where(nuclei, 40, 180), np.where(nuclei, 140, 220)], axis=-1).astype(np.uint8)
+    assert segmenter(gray).max() == 4
+    assert segmenter(colour).max() == 0
+    assert Segmenter(tmp_path / "model.pt", min_area=5)(colour).max() == 4  # a keyword overrides both

@@ -1,17 +1,24 @@
 """Postprocess threshold search: every grid point is tried and the best one is returned."""
 
 import numpy as np
-from nucleoflow.tune import SIZE_GRID, THRESHOLD_GRID, tune_thresholds
+from nucleoflow.postprocess import thresholds_for
+from nucleoflow.tune import SIZE_GRID, THRESHOLD_GRID, tune_by_modality, tune_thresholds
 from synthetic import discs, probabilities_from
+
+TRUTH = discs(radius=6, centres=[(y, x) for y in range(12, 120, 16) for x in range(12, 150, 16)])
+
+
+def soft(truth, interior=0.55):
+    """A soft network: interior confidence capped. Thresholds above the cap find no seeds."""
+    probs = probabilities_from(truth)
+    probs[1] *= interior
+    probs[0] = 1 - probs[1] - probs[2]
+    return probs
 
 
 def test_search_finds_thresholds_that_recover_blurred_nuclei():
-    truth = discs(radius=6, centres=[(y, x) for y in range(12, 120, 16) for x in range(12, 150, 16)])
-    probs = probabilities_from(truth)
-    # A soft network: interior confidence falls off, small noise everywhere. Low seed
-    # thresholds merge nothing here, but thresholds above the interior's 0.55 find no seeds.
-    probs[1] *= 0.55
-    probs[0] = 1 - probs[1] - probs[2]
+    truth = TRUTH
+    probs = soft(truth)
     pairs = [(probs, truth)]
     params, table = tune_thresholds(pairs)
     n_points = np.prod([len(v) for v in THRESHOLD_GRID.values()]) + np.prod([len(v) for v in SIZE_GRID.values()])
@@ -19,3 +26,21 @@ def test_search_finds_thresholds_that_recover_blurred_nuclei():
     assert table["dsb"].iloc[0] == table["dsb"].max() > 0.9
     assert params["seed_threshold"] < 0.55  # seeds must exist
     assert table[table["seed_threshold"] > 0.55]["dsb"].max() == 0.0
+
+
+def test_modalities_with_enough_images_get_their_own_thresholds():
+    """The soft modality needs seed thresholds below its 0.55 cap; the crisp one, the majority,
+    sets the global values; one with too few images keeps the global ones."""
+    pairs = [(probabilities_from(TRUTH), TRUTH)] * 3 + [(soft(TRUTH), TRUTH)] * 2 + [(soft(TRUTH, 0.35), TRUTH)]
+    modalities = ["crisp"] * 3 + ["soft"] * 2 + ["rare"]
+    params, table = tune_by_modality(pairs, modalities, min_images=2)
+    assert set(params["modality"]) == {"crisp", "soft"}
+    assert params["modality"]["soft"]["seed_threshold"] < 0.55
+    assert set(table["modality"]) == {"all", "crisp", "soft"}
+    soft_rows = table[table["modality"] == "soft"]
+    assert soft_rows["dsb"].iloc[0] == soft_rows["dsb"].max() > 0.9
+    assert thresholds_for(params, "soft") == params["modality"]["soft"]
+    assert thresholds_for(params, "rare") == thresholds_for(params, None) == {k: v for k, v in params.items() if k != "modality"}
+    # Too few images of every modality: the global values alone, as before.
+    alone, _ = tune_by_modality(pairs, modalities, min_images=4)
+    assert "modality" not in alone and alone == tune_thresholds(pairs)[0]

@@ -93,6 +93,7 @@ rule tune:
 rule postprocess:
     input:
         probs="results/predict",
+        data="results/data",
         thresholds=tuned_thresholds,
         lib=lib("postprocess", "targets"),
     output:

@@ -5,6 +5,7 @@ rule segment_shard:
         lib=lib(
             "segment",
             "blocks",
+            "dataset",
             "engine",
             "infer",
             "device",

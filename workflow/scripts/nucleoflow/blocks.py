@@ -7,6 +7,7 @@ the radius of the largest nucleus plus the few pixels where the network sees the
 Memory is bounded by the block size and one band of label rows, whatever the image size.
 """
 
+import functools
 import logging
 from pathlib import Path
 
@@ -36,13 +37,19 @@ class RegionSource:
         region = self.array[:, y0:y1, x0:x1] if self.channel_first else self.array[y0:y1, x0:x1]
         return channels_last(np.asarray(region), self.channel_first, self.name)
 
-    def intensity_range(self):
-        """normalize()'s statistics from the same strided pixels, read a band of rows at a time."""
+    @functools.cached_property
+    def sample(self):
+        """normalize.pixel_sample's strided pixels, read a band of rows at a time (once: a lazy
+        image is read whole for it)."""
         sy, sx = max(1, self.height // 512), max(1, self.width // 512)
         rows = sy * max(1, 256 // sy)
         bands = [self.read(y, min(y + rows, self.height), 0, self.width)[::sy, ::sx] for y in range(0, self.height, rows)]
         channels = max(band.shape[-1] for band in bands)  # gray-looking RGB bands read as gray
-        return intensity_range(np.concatenate([np.broadcast_to(b, b.shape[:2] + (channels,)) for b in bands]))
+        return np.concatenate([np.broadcast_to(b, b.shape[:2] + (channels,)) for b in bands])
+
+    def intensity_range(self):
+        """normalize()'s statistics from the same pixels."""
+        return intensity_range(self.sample)
 
     def close(self):
         if self._keep is not None:

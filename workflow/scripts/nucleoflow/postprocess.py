@@ -34,12 +34,23 @@ def _drop_small(labels, min_size):
     return np.where(small[labels], 0, labels)
 
 
-def label_folder(probs_dir, out_dir, **thresholds):
-    """Every probability TIFF in probs_dir -> a uint32 label TIFF of the same name."""
+def thresholds_for(tuned, modality):
+    """instances() thresholds for an image of `modality` from tune's output: the values tuned on
+    that modality's validation images where it had enough of them, else the global ones."""
+    own = tuned.get("modality", {}).get(modality, {})
+    return {**{k: v for k, v in tuned.items() if k != "modality"}, **own}
+
+
+def label_folder(probs_dir, out_dir, thresholds, modalities):
+    """Every probability TIFF in probs_dir -> a uint32 label TIFF of the same name.
+
+    thresholds: as tune writes them (global values, per-modality ones under "modality");
+    modalities: {image id: modality}.
+    """
     paths = sorted(Path(probs_dir).glob("*.tif"))
     with staging_dir(out_dir) as tmp:
         for n, path in enumerate(paths, 1):
-            labels = instances(tifffile.imread(path).astype(np.float32), **thresholds)
+            labels = instances(tifffile.imread(path).astype(np.float32), **thresholds_for(thresholds, modalities.get(path.stem)))
             write_tiff(tmp / path.name, labels)
             if n % 50 == 0 or n == len(paths):
                 log.info("labelled %d/%d images", n, len(paths))

@@ -6,9 +6,11 @@ import shutil
 from pathlib import Path
 
 from .blocks import RegionSource, label_image, open_image, write_label_tiff
+from .dataset import infer_modality
 from .engine import load_engine
 from .errors import InputError
 from .io import IMAGE_SUFFIXES, staging_dir
+from .postprocess import thresholds_for
 
 log = logging.getLogger(__name__)
 
@@ -19,26 +21,33 @@ class Segmenter:
     >>> seg = Segmenter("models/dsb2018_unet/model.pt")
     >>> labels = seg(image)
 
-    Postprocess thresholds default to the ones tuned for the model (saved in its card) and can be
-    overridden by keyword (seed_threshold, foreground_threshold, min_seed_area, min_area).
-    Images are labelled in blocks of `block` pixels with `context` pixels around each, so
-    memory stays bounded for images of any size.
+    Postprocess thresholds default to the ones tuned for the model (saved in its card; for a
+    modality with its own, those, the modality told from the image's pixels as in preprocess)
+    and can be overridden by keyword (seed_threshold, foreground_threshold, min_seed_area,
+    min_area). Images are labelled in blocks of `block` pixels with `context` pixels around
+    each, so memory stays bounded for images of any size.
     """
 
     def __init__(self, model_path, tile=1024, overlap=0.0625, batch_size=1, tta=False, block=1024, context=64, engine="auto", threads=1, **postprocess):
         self.engine = load_engine(model_path, engine, threads)
         self.metadata = self.engine.metadata
         self.options = dict(tile=tile, overlap=overlap, batch_size=batch_size, tta=tta, block=block, context=context)
-        self.options.update(self.metadata.get("postprocess", {}), **postprocess)
+        self.thresholds = self.metadata.get("postprocess", {})
+        self.overrides = postprocess
+
+    def options_for(self, source):
+        """Labelling options for one image (a RegionSource): the thresholds for its modality."""
+        return {**self.options, **thresholds_for(self.thresholds, infer_modality(source.sample)), **self.overrides}
 
     def __call__(self, image, name="image"):
-        return label_image(RegionSource(image, name), self.engine, **self.options)
+        source = RegionSource(image, name)
+        return label_image(source, self.engine, **self.options_for(source))
 
     def to_tiff(self, image_path, out_path):
         """Label an image file of any size into a TIFF, reading and writing it block by block."""
         source = open_image(image_path)
         try:
-            return write_label_tiff(out_path, source, self.engine, **self.options)
+            return write_label_tiff(out_path, source, self.engine, **self.options_for(source))
         finally:
             source.close()
 

@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 THRESHOLD_GRID = {"seed_threshold": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], "foreground_threshold": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8]}
 SIZE_GRID = {"min_seed_area": [2, 4, 8, 16], "min_area": [5, 10, 20, 40]}
 START = {"seed_threshold": 0.5, "foreground_threshold": 0.5, "min_seed_area": 4, "min_area": 10}
+# A modality with fewer validation images than this keeps the global values: its own would be noise.
+MIN_IMAGES = 10
 
 
 def _score(pairs, params):
@@ -47,6 +49,21 @@ def tune_thresholds(pairs):
     return params, table
 
 
+def tune_by_modality(pairs, modalities, min_images=MIN_IMAGES):
+    """Global thresholds, plus under params["modality"] those of each modality (one per pair) with
+    at least min_images images; the table's "modality" column names the search ("all": global)."""
+    params, table = tune_thresholds(pairs)
+    tables = [table.assign(modality="all")]
+    own = {}
+    for modality in sorted(set(modalities)):
+        subset = [pair for pair, m in zip(pairs, modalities) if m == modality]
+        if len(subset) >= min_images:
+            own[modality], found = tune_thresholds(subset)
+            tables.append(found.assign(modality=modality))
+            log.info("%s (%d images): %s, DSB %.4f", modality, len(subset), own[modality], found["dsb"].iloc[0])
+    return ({**params, "modality": own} if own else params), pd.concat(tables, ignore_index=True)
+
+
 def tune_folder(probs_dir, data_dir, split, params_path, table_path):
     """Tune on the probability maps of `split` images; write the chosen params (JSON) and the table."""
     manifest = pd.read_csv(Path(data_dir) / "manifest.csv")
@@ -54,7 +71,7 @@ def tune_folder(probs_dir, data_dir, split, params_path, table_path):
     if rows.empty:
         raise ValueError(f"no {split} images in {data_dir}/manifest.csv to tune the postprocess on")
     pairs = [(tifffile.imread(Path(probs_dir) / f"{row.id}.tif").astype(np.float32), tifffile.imread(Path(data_dir) / row.labels)) for row in rows.itertuples()]
-    params, table = tune_thresholds(pairs)
+    params, table = tune_by_modality(pairs, list(rows["modality"]))
     log.info("tuned on %d %s images: %s, DSB %.4f", len(pairs), split, params, table["dsb"].iloc[0])
     with atomic_path(table_path) as tmp:
         table.to_csv(tmp, index=False)
