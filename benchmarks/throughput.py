@@ -132,7 +132,7 @@ def main():
     probs = None
     for name, tile, overlap in SETTINGS:
         engine = load_engine(args.model, name, args.threads)
-        seconds, probs = timed(lambda engine=engine, tile=tile, overlap=overlap: predict_tiled(engine, image, tile, overlap, batch_size=1))
+        seconds, probs = timed(lambda engine=engine, tile=tile, overlap=overlap: predict_tiled(engine, image, tile, overlap, batch_size=1), repeats=3)
         interior = slice(64, -64)  # away from the image edge, where tiles and the whole image pad differently
         diff = np.abs(probs[:, interior, interior] - reference[:, interior, interior]).max()
         row(f"predict: {name}, tile {tile}, overlap {overlap}", seconds, f"max |p - whole-image eager| {diff:.1e}")
