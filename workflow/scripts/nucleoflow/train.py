@@ -19,9 +19,9 @@ import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from .device import autocast, pick_device, prepare
+from .errors import InputError
 from .io import atomic_path, load_hwc, setup_logging
 from .metrics import image_scores
-from .errors import InputError
 from .model import UNet, load_model, save_model
 from .normalize import normalize
 from .postprocess import instances
