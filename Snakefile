@@ -1,9 +1,20 @@
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import min_version, validate
 
 min_version("9.0")
 
 
 configfile: "config/config.yaml"
+
+
+include: "workflow/rules/common.smk"
+
+
+if text_numbers(config):
+    raise WorkflowError(
+        f"config values read as text, not numbers: {', '.join(text_numbers(config))}. "
+        "Write them with a decimal point and a signed exponent (1.0e-4, 2.0e+3) or in full (0.0001)."
+    )
 
 
 validate(config, "workflow/schemas/config.schema.yaml")
@@ -24,7 +35,6 @@ localrules:
     segment,
 
 
-include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/model.smk"
 include: "workflow/rules/evaluate.smk"

@@ -160,6 +160,7 @@ def test_code_edit_reruns_only_its_rules(smoke, edited, expected):
     "section, expected",
     [
         ({"train": {"epochs": "many"}}, ["epochs", "is not of type 'integer'"]),
+        ({"train": {"learning_rate": "1e-4"}}, ["train.learning_rate: 1e-4", "1.0e-4"]),
         ({"predict": {"overlap": 0.9}}, ["overlap", "maximum"]),
         ({"train": {"crop_size": 100}}, ["crop_size", "multiple of 16"]),
         ({"postprocess": {"min_area": 5, "typo": 1}}, ["typo", "Additional properties"]),

@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 LIBRARY = Path(workflow.basedir) / "workflow" / "scripts" / "nucleoflow"
@@ -47,3 +48,16 @@ def fixed_thresholds(wildcards):
     if config["postprocess"]["tune"]:
         return {}
     return {k: v for k, v in config["postprocess"].items() if k != "tune"}
+
+
+def text_numbers(node, key=""):
+    """Config keys whose value YAML read as text though it looks like a number: YAML 1.1 wants a
+    dot and a signed exponent (1.0e-4), so the schema's type error on 1e-4 would puzzle users.
+    """
+    if isinstance(node, dict):
+        return [k for name, v in node.items() for k in text_numbers(v, f"{key}{name}.")]
+    if isinstance(node, str) and re.fullmatch(
+        r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+", node
+    ):
+        return [f"{key[:-1]}: {node}"]
+    return []
