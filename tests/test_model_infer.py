@@ -32,6 +32,16 @@ def test_tiled_equals_whole_image(shape):
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
 
 
+@pytest.mark.parametrize("shape", [(3, 256, 256), (3, 200, 300)])
+def test_one_tile_is_the_engine_output_itself(shape):
+    """An image within one tile gets the network's output, padding cropped, with no blending error."""
+    engine = Pointwise()
+    image = np.random.default_rng(2).normal(size=shape).astype(np.float32)
+    tiled = predict_tiled(engine, image, tile=512, overlap=0.25)
+    padded = np.pad(image, ((0, 0), (0, -shape[1] % 16), (0, -shape[2] % 16)), mode="reflect")
+    np.testing.assert_array_equal(tiled, engine(padded[None])[0][:, : shape[1], : shape[2]])
+
+
 @pytest.mark.parametrize("size", [17, 256, 1000, 1024, 1025, 2048, 3000, 10240])
 def test_fitted_tiles_cover_the_image_with_fewer_pixels(size):
     tile, margin = 1024, 64
