@@ -9,9 +9,12 @@ from the eager model, and the postprocess MP/s. The image is a mosaic of real DS
 when ../shared/data/dsb2018 is present (postprocess speed depends on the nuclei), else noise.
 With --device cuda it prints GPU figures instead: the naive baseline in fp32 on the GPU, and the
 torch engine (bf16 autocast, channels_last) with batched tiles.
+Last, OpenVINO's time per layer type on one 1024x1024 tile, with the convolutions' own fraction
+of the peak: predict cannot go faster than its convolutions.
 """
 
 import argparse
+import io
 import os
 import sys
 import time
@@ -20,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,6 +72,53 @@ def gflop_per_mp(model_path):
     with FlopCounterMode(display=False) as counter, torch.no_grad():
         engine.net(torch.zeros(1, 3, 512, 512))
     return counter.get_total_flops() / 1e9 / (512 * 512 / 1e6)
+
+
+def conv_gflop(model_path, tile):
+    """GFLOP of the Conv2d and of the ConvTranspose2d layers in one forward pass over a tile."""
+    net = load_engine(model_path, "eager", device=torch.device("cpu")).net
+    totals = {nn.Conv2d: 0.0, nn.ConvTranspose2d: 0.0}
+
+    def count(module, inputs, output):
+        weight = module.weight  # Conv2d: (out, in, kh, kw); ConvTranspose2d: (in, out, kh, kw)
+        pixels = (inputs[0] if type(module) is nn.ConvTranspose2d else output).shape[-2:].numel()
+        totals[type(module)] += 2 * weight.numel() * pixels / 1e9
+
+    hooks = [m.register_forward_hook(count) for m in net.modules() if type(m) in totals]
+    with torch.no_grad():
+        net(torch.zeros(1, 3, tile, tile))
+    for hook in hooks:
+        hook.remove()
+    return {"Convolution": totals[nn.Conv2d], "ConvolutionBackpropData": totals[nn.ConvTranspose2d]}
+
+
+def openvino_layers(model_path, tile, threads, peak_gflops):
+    """Where OpenVINO's time goes on one tile, by layer type (its own per-layer counters), and how
+    close the convolutions alone come to the peak: the ceiling for any predict built on them."""
+    import openvino as ov
+
+    from nucleoflow.engine import _onnx_bytes
+    from nucleoflow.model import load_model
+
+    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "PERF_COUNT": True}
+    network = ov.convert_model(io.BytesIO(_onnx_bytes(load_model(model_path)[0])))
+    request = ov.Core().compile_model(network, "CPU", config).create_infer_request()
+    x = np.random.default_rng(0).normal(size=(1, 3, tile, tile)).astype(np.float32)
+    best = None
+    for _ in range(3):
+        request.infer({0: x})
+        ms = {}
+        for layer in request.profiling_info:
+            ms[layer.node_type] = ms.get(layer.node_type, 0.0) + layer.real_time.total_seconds() * 1e3
+        best = ms if best is None or sum(ms.values()) < sum(best.values()) else best
+    gflop = conv_gflop(model_path, tile)
+    total = sum(best.values())
+    print(f"openvino, one {tile}x{tile} tile, time by layer type ({total:.0f} ms in all):")
+    for kind, t in sorted(best.items(), key=lambda item: -item[1]):
+        if t < 0.005 * total:
+            continue
+        rate = f"  {gflop[kind]:5.1f} GFLOP at {gflop[kind] / t * 1e3 / peak_gflops:6.1%} of peak" if kind in gflop else ""
+        print(f"  {kind:<26} {t:7.1f} ms {t / total:6.1%}{rate}")
 
 
 def timed(fn, repeats=2):
@@ -142,6 +193,7 @@ def main():
         print(f"{'  forward pass alone, one ' + str(tile) + 'x' + str(tile) + ' tile':<44} {rate:6.3f} MP/s  {rate * flops / peak['gflops']:6.1%} of peak  (max |p - eager| {np.abs(out - eager(forward)).max():.1e})")
     seconds, labels = timed(lambda: instances(probs))
     print(f"{'postprocess: seeded watershed':<44} {megapixels / seconds:6.3f} MP/s  ({labels.max()} nuclei)")
+    openvino_layers(args.model, 1024, args.threads, peak["gflops"])
 
 
 if __name__ == "__main__":
