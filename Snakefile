@@ -10,9 +10,10 @@ configfile: "config/config.yaml"
 include: "workflow/rules/common.smk"
 
 
-if text_numbers(config):
+misread = text_numbers(config)
+if misread:
     raise WorkflowError(
-        f"config values read as text, not numbers: {', '.join(text_numbers(config))}. "
+        f"config values read as text, not numbers: {', '.join(misread)}. "
         "Write them with a decimal point and a signed exponent (1.0e-4, 2.0e+3) or in full (0.0001)."
     )
 

@@ -14,7 +14,6 @@ of the peak: predict cannot go faster than its convolutions.
 """
 
 import argparse
-import io
 import os
 import sys
 import time
@@ -30,9 +29,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from nucleoflow.engine import load_engine  # noqa: E402
+from nucleoflow.engine import OpenVinoEngine, load_engine  # noqa: E402
 from nucleoflow.infer import predict_tiled  # noqa: E402
 from nucleoflow.io import decode_image, to_hwc  # noqa: E402
+from nucleoflow.model import load_model  # noqa: E402
 from nucleoflow.normalize import normalize  # noqa: E402
 from nucleoflow.postprocess import instances  # noqa: E402
 from peak import fma_peak  # noqa: E402
@@ -95,20 +95,13 @@ def conv_gflop(model_path, tile):
 def openvino_layers(model_path, tile, threads, peak_gflops):
     """Where OpenVINO's time goes on one tile, by layer type (its own per-layer counters), and how
     close the convolutions alone come to the peak: the ceiling for any predict built on them."""
-    import openvino as ov
-
-    from nucleoflow.engine import _onnx_bytes
-    from nucleoflow.model import load_model
-
-    config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "PERF_COUNT": True}
-    network = ov.convert_model(io.BytesIO(_onnx_bytes(load_model(model_path)[0])))
-    request = ov.Core().compile_model(network, "CPU", config).create_infer_request()
+    engine = OpenVinoEngine(*load_model(model_path), threads, profile=True)  # predict's engine, timed per layer
     x = np.random.default_rng(0).normal(size=(1, 3, tile, tile)).astype(np.float32)
     best = None
     for _ in range(3):
-        request.infer({0: x})
+        engine(x)
         ms = {}
-        for layer in request.profiling_info:
+        for layer in engine.request.profiling_info:
             ms[layer.node_type] = ms.get(layer.node_type, 0.0) + layer.real_time.total_seconds() * 1e3
         best = ms if best is None or sum(ms.values()) < sum(best.values()) else best
     gflop = conv_gflop(model_path, tile)

@@ -100,14 +100,15 @@ def _onnx_bytes(model):
 
 
 class OpenVinoEngine(Engine):
-    def __init__(self, model, metadata, threads):
+    def __init__(self, model, metadata, threads, profile=False):
+        """profile: keep per-layer timings of each call in self.request.profiling_info (benchmarks)."""
         import openvino as ov
 
         super().__init__(model, metadata, "openvino")
         network = ov.convert_model(io.BytesIO(_onnx_bytes(model)))  # dynamic batch, height and width
         # LATENCY: one stream using every thread on one tile (the throughput hint splits the
         # threads over streams that one caller never fills: 2x slower here).
-        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32"}
+        config = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "PERF_COUNT": profile}
         self.request = ov.Core().compile_model(network, "CPU", config).create_infer_request()
 
     def __call__(self, batch):
