@@ -33,7 +33,18 @@ def main():
         overlay = Path(tmp) / "segment.yaml"
         overlay.write_text(f"segment:\n  input_dir: {folder}\n")
         for jobs in args.jobs:
-            command = [sys.executable, "-m", "snakemake", "-n", "segment", "--set-scatter", f"segment={jobs}", "--configfile", str(ROOT / "config" / "config.yaml"), str(overlay)]
+            command = [
+                sys.executable,
+                "-m",
+                "snakemake",
+                "-n",
+                "segment",
+                "--set-scatter",
+                f"segment={jobs}",
+                "--configfile",
+                str(ROOT / "config" / "config.yaml"),
+                str(overlay),
+            ]
             start = time.perf_counter()
             result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
             seconds = time.perf_counter() - start

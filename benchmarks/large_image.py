@@ -1,6 +1,6 @@
 """Peak memory and speed of `segment` on huge images, at two sizes, to show how memory grows.
 
-    python benchmarks/large_image.py [--model models/dsb2018_unet/model.pt] [--sides 5120 10240]
+    python benchmarks/large_image.py [--model dsb2018_unet|path/to/model.pt] [--sides 5120 10240]
 
 Each image is an 8-bit gray TIFF tiled from real DSB2018 images (noise without the data) and is
 segmented in a fresh process through Segmenter.to_tiff, the code path of the segment rule, which
@@ -19,12 +19,10 @@ import numpy as np
 import tifffile
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
 from throughput import mosaic  # noqa: E402
 
 CHILD = """
-import resource, sys
-sys.path.insert(0, {scripts!r})
+import resource
 from nucleoflow.segment import Segmenter
 count = Segmenter({model!r}, threads={threads}).to_tiff({image!r}, {labels!r})
 print(count, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
@@ -42,7 +40,7 @@ def make_image(path, side, tiled):
 
 
 def segment(model, image, labels, threads):
-    code = CHILD.format(scripts=str(ROOT / "workflow" / "scripts"), model=model, image=str(image), labels=str(labels), threads=threads)
+    code = CHILD.format(model=model, image=str(image), labels=str(labels), threads=threads)
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -54,7 +52,7 @@ def segment(model, image, labels, threads):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=str(ROOT / "models" / "dsb2018_unet" / "model.pt"))
+    parser.add_argument("--model", default="dsb2018_unet")
     parser.add_argument("--sides", type=int, nargs="+", default=[5120, 10240])
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()

@@ -1,6 +1,6 @@
 """Segmentation quality on the held-out test split: the shipped U-Net against the classical baseline.
 
-    python benchmarks/quality.py --data results/data [--model models/dsb2018_unet/model.pt]
+    python benchmarks/quality.py --data results/data [--model dsb2018_unet|path/to/model.pt]
 
 --data is a folder written by the preprocess rule (`snakemake results/data` builds it from the
 archive in a minute; its split must be the model's, as recorded in the model card). The U-Net
@@ -14,7 +14,6 @@ the issue's targets.
 import argparse
 import hashlib
 import json
-import sys
 import time
 from pathlib import Path
 
@@ -22,7 +21,6 @@ import pandas as pd
 import tifffile
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
 from nucleoflow.classical import classical_instances, tune_classical  # noqa: E402
 from nucleoflow.io import load_hwc  # noqa: E402
@@ -47,7 +45,7 @@ def scores(method, examples, segment):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="folder written by the preprocess rule")
-    parser.add_argument("--model", type=Path, default=ROOT / "models" / "dsb2018_unet" / "model.pt")
+    parser.add_argument("--model", default="dsb2018_unet")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--per-image", type=Path, help="also write the per-image scores to this CSV")
     args = parser.parse_args()
@@ -55,7 +53,9 @@ def main():
     manifest = pd.read_csv(args.data / "manifest.csv")
     card = json.loads(args.model.with_suffix(".json").read_text())
     if card["data"]["manifest_sha256"] != hashlib.sha256((args.data / "manifest.csv").read_bytes()).hexdigest():
-        raise SystemExit(f"{args.data}/manifest.csv is not the one the model was trained and tested with: build it with the data and split of the model card ({card['data']})")
+        raise SystemExit(
+            f"{args.data}/manifest.csv is not the one the model was trained and tested with: build it with the data and split of the model card ({card['data']})"
+        )
     test = load(args.data, manifest, "test")
     print(f"test split: {len(test)} images ({', '.join(f'{k} {v}' for k, v in manifest[manifest.split == 'test'].modality.value_counts().items())})")
 
@@ -70,7 +70,9 @@ def main():
     params, _ = tune_classical(val)
     rows += scores("classical (Otsu + watershed)", test, lambda image: classical_instances(image, **params))
     classical_s = time.perf_counter() - start
-    print(f"U-Net: {unet_s:.0f} s with {segmenter.options}, thresholds {segmenter.thresholds}; classical: {classical_s:.0f} s incl. tuning on {len(val)} val images -> {params}")
+    print(
+        f"U-Net: {unet_s:.0f} s with {segmenter.options}, thresholds {segmenter.thresholds}; classical: {classical_s:.0f} s incl. tuning on {len(val)} val images -> {params}"
+    )
 
     per_image = pd.DataFrame(rows)
     if args.per_image:
@@ -79,7 +81,16 @@ def main():
     for method, frame in per_image.groupby("method", sort=False):
         summary = summarize(frame.drop(columns="method")).set_index("modality")
         for modality, row in summary.iterrows():
-            table.append({"method": method, "modality": modality, "images": int(row["n_images"]), "DSB": row["dsb"], "AP@0.5 pooled": row["ap_pooled_0.50"], "AP@0.5 mean": row["ap_0.50"]})
+            table.append(
+                {
+                    "method": method,
+                    "modality": modality,
+                    "images": int(row["n_images"]),
+                    "DSB": row["dsb"],
+                    "AP@0.5 pooled": row["ap_pooled_0.50"],
+                    "AP@0.5 mean": row["ap_0.50"],
+                }
+            )
     print(pd.DataFrame(table).to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     print(TARGETS)
 

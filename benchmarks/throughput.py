@@ -1,6 +1,6 @@
 """Predict and postprocess throughput against this machine's fp32 FMA peak, in one run.
 
-    python benchmarks/throughput.py [--model models/dsb2018_unet/model.pt] [--side 2048] [--device cuda]
+    python benchmarks/throughput.py [--model dsb2018_unet|path/to/model.pt] [--side 2048] [--device cuda]
 
 Prints the FMA peak (benchmarks/peak.py), the model's forward GFLOP per megapixel, a naive
 baseline (whole image in one eager fp32 NCHW pass, BatchNorm unfused), then each engine and
@@ -15,7 +15,6 @@ of the peak: predict cannot go faster than its convolutions.
 
 import argparse
 import os
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -26,8 +25,8 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
-sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from peak import fma_peak  # noqa: E402
 
 from nucleoflow.engine import OpenVinoEngine, load_engine  # noqa: E402
 from nucleoflow.infer import predict_tiled  # noqa: E402
@@ -35,7 +34,6 @@ from nucleoflow.io import decode_image, to_hwc  # noqa: E402
 from nucleoflow.model import load_model  # noqa: E402
 from nucleoflow.normalize import normalize  # noqa: E402
 from nucleoflow.postprocess import instances  # noqa: E402
-from peak import fma_peak  # noqa: E402
 
 ARCHIVE = ROOT.parent / "shared" / "data" / "dsb2018" / "stage1_train.zip"
 # (engine, tile, overlap): the workflow's default tiling, then larger tiles with thin overlaps, then
@@ -146,12 +144,14 @@ def cuda_main(args, flops, image):
         seconds, probs = timed(lambda tile=tile, batch=batch: predict_tiled(engine, image, tile, 0.0625, batch_size=batch), repeats=3)
         diff = np.abs(probs[:, 64:-64, 64:-64] - reference[:, 64:-64, 64:-64]).max()
         rate = megapixels / seconds
-        print(f"{f'predict: torch bf16, tile {tile}, batch {batch}':<48} {rate:8.2f} MP/s  {rate * flops / 1e3:7.2f} TFLOP/s  {baseline_s / seconds:5.2f}x baseline  max |p - fp32| {diff:.1e}")
+        print(
+            f"{f'predict: torch bf16, tile {tile}, batch {batch}':<48} {rate:8.2f} MP/s  {rate * flops / 1e3:7.2f} TFLOP/s  {baseline_s / seconds:5.2f}x baseline  max |p - fp32| {diff:.1e}"
+        )
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", default=str(ROOT / "models" / "dsb2018_unet" / "model.pt"))
+    parser.add_argument("--model", default="dsb2018_unet")
     parser.add_argument("--side", type=int, default=2048, help="image side in pixels (a multiple of 256)")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -183,7 +183,9 @@ def main():
         forward = np.ascontiguousarray(image[None, :, :tile, :tile])
         seconds, out = timed(lambda engine=engine, forward=forward: engine(forward), repeats=3)
         rate = tile * tile / 1e6 / seconds
-        print(f"{'  forward pass alone, one ' + str(tile) + 'x' + str(tile) + ' tile':<44} {rate:6.3f} MP/s  {rate * flops / peak['gflops']:6.1%} of peak  (max |p - eager| {np.abs(out - eager(forward)).max():.1e})")
+        print(
+            f"{'  forward pass alone, one ' + str(tile) + 'x' + str(tile) + ' tile':<44} {rate:6.3f} MP/s  {rate * flops / peak['gflops']:6.1%} of peak  (max |p - eager| {np.abs(out - eager(forward)).max():.1e})"
+        )
     seconds, labels = timed(lambda: instances(probs))
     print(f"{'postprocess: seeded watershed':<44} {megapixels / seconds:6.3f} MP/s  ({labels.max()} nuclei)")
     openvino_layers(args.model, 1024, args.threads, peak["gflops"])

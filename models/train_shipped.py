@@ -2,18 +2,17 @@
 
     python models/train_shipped.py --data results/data --out DIR --budget-s 360 [--set train.modality_balance=1]
 
-How models/dsb2018_unet was trained on a GPU lent for minutes, without Snakemake there. It runs
+How src/nucleoflow/models/dsb2018_unet was trained on a GPU lent for minutes, without Snakemake there. It runs
 the train rule's code (nucleoflow.train.train) with config/config.yaml's model and train
 settings, but first times one training step on this device and sets samples_per_epoch so
 that the epochs fill the budget. On SIGTERM (e.g. `timeout`) the best model so far is
 saved from the checkpoint. The result then goes through the workflow's tune, evaluate and
-package rules (see models/dsb2018_unet/README.md).
+package rules (see src/nucleoflow/models/dsb2018_unet/README.md).
 """
 
 import argparse
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -21,7 +20,6 @@ import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
 
 from nucleoflow.device import pick_device  # noqa: E402
 from nucleoflow.io import setup_logging  # noqa: E402

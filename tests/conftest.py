@@ -1,21 +1,28 @@
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "workflow" / "scripts"))
+# Committed with the repository: 38 crops (<= 256 px) of DSB2018 validation images with their
+# labels (CC0; .test/data/README.md), so every real-image test runs on a fresh clone.
+CROPS = ROOT / ".test" / "data"
+# Optional: the full archive beside the project, for the long `realdata` tests.
 SHARED = ROOT.parent / "shared" / "data" / "dsb2018"
+
+
+@pytest.fixture(scope="session")
+def crops_zip():
+    return CROPS / "dsb2018_crops.zip"
+
+
+@pytest.fixture(scope="session")
+def crops_sha256(crops_zip):
+    return (CROPS / "SHA256").read_text().split()[0]
 
 
 @pytest.fixture(scope="session")
 def dsb_zip():
     path = SHARED / "stage1_train.zip"
     if not path.exists():
-        pytest.skip(f"DSB2018 archive not found at {path}: the real-data tests need ../shared/data/dsb2018")
+        pytest.skip(f"full DSB2018 archive not found at {path}: this realdata test needs ../shared/data/dsb2018")
     return path
-
-
-@pytest.fixture(scope="session")
-def dsb_sha256(dsb_zip):
-    return (SHARED / "SHA256").read_text().split()[0]

@@ -1,5 +1,6 @@
 """Run the workflow from a private copy, so tests may touch its files and results freely."""
 
+import os
 import shutil
 import subprocess
 import sys
@@ -9,7 +10,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def copy_workflow(dest):
-    for name in ("Snakefile", "workflow", "config", "envs", ".test"):
+    for name in ("Snakefile", "workflow", "config", "envs", ".test", "src"):
         src = ROOT / name
         if src.is_dir():
             shutil.copytree(src, dest / name, ignore=shutil.ignore_patterns("__pycache__"))
@@ -19,10 +20,16 @@ def copy_workflow(dest):
 
 
 def snakemake(workdir, *args, check=True):
-    """Run snakemake in workdir; the completed process has stdout and stderr in .stdout."""
+    """Run snakemake in workdir; the completed process has stdout and stderr in .stdout.
+
+    The copy's own library (workdir/src) comes first on the path, as if installed from it, so a
+    test may edit it without touching the installed package.
+    """
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(Path(workdir) / "src"), os.environ.get("PYTHONPATH")]))}
     result = subprocess.run(
         [sys.executable, "-m", "snakemake", "--cores", "2", *args],
         cwd=workdir,
+        env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -13,10 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+from PIL import Image
+
 from nucleoflow.dataset import build_dataset
 from nucleoflow.errors import InputError
 from nucleoflow.io import to_hwc
-from PIL import Image
 
 COLUMNS = ["id", "height", "width", "channels", "dtype", "modality", "n_nuclei", "split", "image", "labels"]
 SHAPE = (64, 64)
@@ -382,6 +383,7 @@ class Exploit:
 
 def test_load_model_refuses_pickled_code(tmp_path):
     import torch
+
     from nucleoflow.model import load_model
 
     marker = tmp_path / "pwned"

@@ -1,17 +1,18 @@
 """Block-wise labelling: lazy TIFF reads, labels streamed to disk, and no seams between blocks."""
 
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
+from synthetic import discs, probabilities_from
+
 from nucleoflow.blocks import RegionSource, label_image, open_image, write_label_tiff
 from nucleoflow.io import decode_image, to_hwc
-from nucleoflow.segment import Segmenter
 from nucleoflow.metrics import iou_matrix
 from nucleoflow.normalize import normalize, pixel_sample
-from synthetic import discs, probabilities_from
+from nucleoflow.segment import Segmenter
+from nucleoflow.shipped import model_path
 
 
 class EncodedProbabilities:
@@ -103,7 +104,7 @@ def test_stacks_are_refused_with_the_file_named(tmp_path):
         open_image(tmp_path / "stack.tif")
 
 
-SHIPPED = Path(__file__).resolve().parents[1] / "models" / "dsb2018_unet" / "model.pt"
+SHIPPED = model_path("dsb2018_unet")
 # The three most crowded DSB2018 training images (250-375 nuclei each).
 CROWDED = [
     "a102535b0e88374bea4a1cfd9ee7cb3822ff54f4ab2a9845d428ec22f9ee2288",

@@ -1,9 +1,10 @@
 """The classical baseline (Otsu + distance-transform watershed) on synthetic discs."""
 
 import numpy as np
+from synthetic import discs
+
 from nucleoflow.classical import classical_instances, tune_classical
 from nucleoflow.metrics import image_scores
-from synthetic import discs
 
 SEPARATE = ((30, 30), (30, 90), (90, 40), (95, 120))
 TOUCHING = ((64, 68), (64, 92))  # radius 12, centres 24 apart: the discs touch

@@ -8,6 +8,7 @@ import socket
 import threading
 
 import pytest
+
 from nucleoflow.download import fetch
 from nucleoflow.errors import InputError
 
@@ -115,11 +116,11 @@ def test_http_download_creates_missing_parent(serve, source, tmp_path):
     assert dest.read_bytes() == path.read_bytes()
 
 
-def test_real_archive_over_http(serve, dsb_zip, dest_dir):
-    expected = (dsb_zip.parent / "SHA256").read_text().split()[0]
+def test_real_archive_over_http(serve, crops_zip, crops_sha256, dest_dir):
+    expected = crops_sha256
     dest = dest_dir / "stage1_train.zip"
-    assert fetch(f"{serve(dsb_zip.parent)}/{dsb_zip.name}", dest, sha256=expected, timeout=60) == expected
-    assert dest.stat().st_size == dsb_zip.stat().st_size
+    assert fetch(f"{serve(crops_zip.parent)}/{crops_zip.name}", dest, sha256=expected, timeout=60) == expected
+    assert dest.stat().st_size == crops_zip.stat().st_size
     assert sorted(p.name for p in dest_dir.iterdir()) == ["stage1_train.zip"]
 
 

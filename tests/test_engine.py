@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 import torch
+
 from nucleoflow.engine import export_onnx, fold_batchnorm, load_engine
 from nucleoflow.model import UNet, save_model
 

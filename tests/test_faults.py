@@ -10,11 +10,12 @@ import zlib
 import numpy as np
 import pytest
 import tifffile
+from PIL import Image
+
 from nucleoflow import dataset
 from nucleoflow.dataset import build_dataset
 from nucleoflow.errors import InputError, OutputError
 from nucleoflow.io import decode_image
-from PIL import Image
 
 
 def png_header_only(width, height):

@@ -1,8 +1,9 @@
 import numpy as np
 import pandas as pd
 import pytest
-from nucleoflow.metrics import THRESHOLDS, image_scores, iou_matrix, summarize
 from synthetic import discs
+
+from nucleoflow.metrics import THRESHOLDS, image_scores, iou_matrix, summarize
 
 
 def test_thresholds_are_exact():

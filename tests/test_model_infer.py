@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+
 from nucleoflow.engine import load_engine
 from nucleoflow.infer import _starts, fit_tile, gaussian_weight, predict_tiled, probabilities
 from nucleoflow.model import UNet, load_model, save_model
@@ -62,7 +63,11 @@ def test_tta_averages_the_eight_dihedral_predictions(tmp_path):
     engine = load_engine(tmp_path / "model.pt", "eager")
     image = np.random.default_rng(2).normal(size=(3, 48, 64)).astype(np.float32)
     expected = np.mean(
-        [np.rot90(engine(np.ascontiguousarray(np.rot90(image[None, :, :, ::-1] if f else image[None], k, (2, 3))))[0], -k, (1, 2))[..., :: -1 if f else 1] for k in range(4) for f in (0, 1)],
+        [
+            np.rot90(engine(np.ascontiguousarray(np.rot90(image[None, :, :, ::-1] if f else image[None], k, (2, 3))))[0], -k, (1, 2))[..., :: -1 if f else 1]
+            for k in range(4)
+            for f in (0, 1)
+        ],
         axis=0,
     )
     plain = predict_tiled(engine, image, tile=64)

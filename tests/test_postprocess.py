@@ -1,9 +1,10 @@
 import numpy as np
+from scipy import ndimage as ndi
+from synthetic import discs, probabilities_from
+
 from nucleoflow.metrics import image_scores
 from nucleoflow.postprocess import instances
 from nucleoflow.targets import BORDER, INTERIOR, instance_targets
-from scipy import ndimage as ndi
-from synthetic import discs, probabilities_from
 
 
 def test_targets_separate_touching_nuclei():

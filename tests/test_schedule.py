@@ -3,6 +3,7 @@
 import math
 
 import torch
+
 from nucleoflow.train import fit_schedule, seconds_per_step
 
 TRAIN = {"epochs": 5, "samples_per_epoch": 1, "batch_size": 4, "crop_size": 32, "learning_rate": 1e-3, "weight_decay": 0.0, "modality_balance": 0.5, "seed": 0}

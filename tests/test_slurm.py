@@ -240,11 +240,11 @@ def slurm(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def slurm_run(dsb_zip, dsb_sha256, slurm, tmp_path_factory):  # no archive: skip before starting SLURM
+def slurm_run(crops_zip, crops_sha256, slurm, tmp_path_factory):  # no archive: skip before starting SLURM
     """The smoke configuration through --profile profiles/slurm; returns workdir, output, job records."""
     work = copy_workflow(tmp_path_factory.mktemp("slurm-smoke"))
     shutil.copytree(ROOT / "profiles", work / "profiles")  # profiles/default is read too, as in the repo
-    (work / "local.yaml").write_text(yaml.safe_dump({"data": {"url": str(dsb_zip), "sha256": dsb_sha256}}))
+    (work / "local.yaml").write_text(yaml.safe_dump({"data": {"url": str(crops_zip), "sha256": crops_sha256}}))
     # What this cluster needs beyond profiles/slurm, given as a second profile so every other
     # key of the user-facing one is exercised: no account (there is no accounting database),
     # job states from squeue (no sacct without slurmdbd; MinJobAge keeps finished jobs),

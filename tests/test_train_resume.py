@@ -9,11 +9,12 @@ import time
 import pandas as pd
 import pytest
 import torch
+from runner import ROOT
+
 from nucleoflow.dataset import build_dataset
 from nucleoflow.errors import InputError
 from nucleoflow.model import load_model
 from nucleoflow.train import initial_model
-from runner import ROOT
 
 MODEL = {"depth": 2, "base_width": 8, "norm": "batch"}
 TRAIN = {
@@ -29,15 +30,14 @@ TRAIN = {
 
 
 @pytest.fixture(scope="module")
-def data_dir(dsb_zip, tmp_path_factory):
+def data_dir(crops_zip, tmp_path_factory):
     out = tmp_path_factory.mktemp("resume") / "data"
-    build_dataset(dsb_zip, out, max_images=10, seed=1, val_fraction=0.2, test_fraction=0.2)
+    build_dataset(crops_zip, out, max_images=10, seed=1, val_fraction=0.2, test_fraction=0.2)
     return out
 
 
 def start(data_dir, out, train_cfg=TRAIN):
     code = (
-        f"import sys; sys.path.insert(0, {str(ROOT / 'workflow' / 'scripts')!r})\n"
         "from nucleoflow.io import setup_logging\nfrom nucleoflow.train import train\n"
         f"setup_logging({str(out / 'train.log')!r})\n"
         f"train({str(data_dir)!r}, {str(out / 'model.pt')!r}, {str(out / 'history.csv')!r}, "
@@ -115,7 +115,6 @@ def test_changed_config_discards_checkpoint(data_dir, tmp_path):
 def test_distributed_training_matches_single_process(data_dir, uninterrupted, tmp_path):
     """Two CPU processes (DistributedDataParallel over gloo, launched as torchrun does)."""
     code = (
-        f"import sys; sys.path.insert(0, {str(ROOT / 'workflow' / 'scripts')!r})\n"
         "from nucleoflow.io import setup_logging\nfrom nucleoflow.train import train\n"
         f"setup_logging({str(tmp_path / 'train.log')!r})\n"
         "if __name__ == '__main__':\n"
@@ -141,7 +140,21 @@ def test_budgeted_training_stopped_by_sigterm_keeps_its_best_epoch(data_dir, tmp
     """models/train_shipped.py (how the shipped model was trained): schedule sized to a budget;
     SIGTERM (a `timeout`, a lease running out) still leaves a finished model."""
     sets = [f"--set=model.{k}={v}" for k, v in MODEL.items()] + [f"--set=train.{k}={v}" for k, v in TRAIN.items() if k not in ("epochs", "samples_per_epoch")]
-    args = [sys.executable, str(ROOT / "models" / "train_shipped.py"), "--data", str(data_dir), "--out", str(tmp_path), "--budget-s", "60", "--epochs", "3", "--threads", "1", *sets]
+    args = [
+        sys.executable,
+        str(ROOT / "models" / "train_shipped.py"),
+        "--data",
+        str(data_dir),
+        "--out",
+        str(tmp_path),
+        "--budget-s",
+        "60",
+        "--epochs",
+        "3",
+        "--threads",
+        "1",
+        *sets,
+    ]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     assert kill_after_epoch(proc, tmp_path / "train.log", 1, signal.SIGTERM) == 0
     card = json.loads((tmp_path / "model.json").read_text())

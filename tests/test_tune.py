@@ -1,9 +1,10 @@
 """Postprocess threshold search: every grid point is tried and the best one is returned."""
 
 import numpy as np
+from synthetic import discs, probabilities_from
+
 from nucleoflow.postprocess import thresholds_for
 from nucleoflow.tune import SIZE_GRID, THRESHOLD_GRID, tune_by_modality, tune_thresholds
-from synthetic import discs, probabilities_from
 
 TRUTH = discs(radius=6, centres=[(y, x) for y in range(12, 120, 16) for x in range(12, 150, 16)])
 

@@ -1,16 +1,17 @@
 import re
 from pathlib import Path
 
-LIBRARY = Path(workflow.basedir) / "workflow" / "scripts" / "nucleoflow"
+from nucleoflow.deps import module_files
+from nucleoflow.shipped import model_path
 
 
 def lib(*modules):
-    """Library modules a rule's script imports (transitively): Snakemake does not track
-    imports, so listing them as inputs makes code edits rerun exactly the affected rules.
+    """Library files a rule's script imports, directly (the modules named, which a test checks
+    against the script) or through them: Snakemake does not track imports, so listing them as
+    inputs makes code edits rerun exactly the affected rules. Found in the installed package,
+    so this also holds when the workflow is deployed elsewhere (snakedeploy, module).
     """
-    return [
-        str(LIBRARY / f"{name}.py") for name in ("__init__", "errors", "io") + modules
-    ]
+    return module_files(*modules)
 
 
 def data_source(wildcards):

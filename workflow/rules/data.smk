@@ -1,6 +1,6 @@
 rule download:
     input:
-        lib("download"),
+        lib("download", "io"),
     output:
         "results/download/archive.zip",
     log:
@@ -20,7 +20,7 @@ rule download:
 rule preprocess:
     input:
         source=data_source,
-        lib=lib("dataset"),
+        lib=lib("dataset", "io"),
     output:
         directory("results/data"),
     log:

@@ -2,7 +2,7 @@ rule evaluate:
     input:
         labels="results/labels",
         data="results/data",
-        lib=lib("metrics"),
+        lib=lib("metrics", "io"),
     output:
         per_image="results/metrics/per_image.csv",
         summary=report(
@@ -27,7 +27,7 @@ rule report:
         summary="results/metrics/summary.csv",
         labels="results/labels",
         data="results/data",
-        lib=lib("report", "curves", "metrics"),
+        lib=lib("report", "io"),
     output:
         score_vs_iou=report(
             "results/report/score_vs_iou.png",

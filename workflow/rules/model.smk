@@ -1,17 +1,12 @@
 rule train:
     input:
         data="results/data",
-        init=config["train"]["init_model"] or [],
-        lib=lib(
-            "train",
-            "device",
-            "metrics",
-            "model",
-            "normalize",
-            "postprocess",
-            "targets",
-            "curves",
+        init=(
+            model_path(config["train"]["init_model"])
+            if config["train"]["init_model"]
+            else []
         ),
+        lib=lib("train", "curves", "io"),
     output:
         model="results/model/model.pt",
         card="results/model/model.json",
@@ -44,7 +39,7 @@ rule predict:
     input:
         model="results/model/model.pt",
         data="results/data",
-        lib=lib("infer", "engine", "device", "model", "normalize"),
+        lib=lib("infer", "io"),
     output:
         directory("results/predict"),
     log:
@@ -73,7 +68,7 @@ rule tune:
     input:
         probs="results/predict",
         data="results/data",
-        lib=lib("tune", "metrics", "postprocess", "targets"),
+        lib=lib("tune", "io"),
     output:
         thresholds="results/tune/thresholds.json",
         grid="results/tune/grid.csv",
@@ -95,7 +90,7 @@ rule postprocess:
         probs="results/predict",
         data="results/data",
         thresholds=tuned_thresholds,
-        lib=lib("postprocess", "targets"),
+        lib=lib("postprocess", "io"),
     output:
         directory("results/labels"),
     log:
@@ -120,7 +115,7 @@ rule package:
         summary="results/metrics/summary.csv",
         data="results/data",
         archive=data_source,
-        lib=lib("package", "engine", "device", "model"),
+        lib=lib("package", "io"),
     output:
         model="results/package/model.pt",
         card="results/package/model.json",

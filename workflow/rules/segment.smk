@@ -1,19 +1,8 @@
 rule segment_shard:
     input:
         images=segment_input,
-        model=config["segment"]["model"],
-        lib=lib(
-            "segment",
-            "blocks",
-            "dataset",
-            "engine",
-            "infer",
-            "device",
-            "model",
-            "normalize",
-            "postprocess",
-            "targets",
-        ),
+        model=model_path(config["segment"]["model"]),
+        lib=lib("segment", "io"),
     output:
         directory("results/segment_shards/{scatteritem}"),
     log:
@@ -42,7 +31,7 @@ rule segment_shard:
 rule segment:
     input:
         shards=gather.segment("results/segment_shards/{scatteritem}"),
-        lib=lib("segment"),
+        lib=lib("segment", "io"),
     output:
         directory("results/segment"),
     log:

@@ -4,6 +4,7 @@ import hashlib
 from pathlib import Path
 
 import pandas as pd
+
 from nucleoflow.io import setup_logging
 from nucleoflow.package import package_model
 

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pandas as pd
+
 from nucleoflow.io import setup_logging
 from nucleoflow.postprocess import label_folder
 

@@ -1,6 +1,7 @@
 """Snakemake script: figures for `snakemake --report`."""
 
 import pandas as pd
+
 from nucleoflow.io import setup_logging
 from nucleoflow.report import plot_distribution, plot_overlays, plot_score_vs_iou
 

@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 class Segmenter:
     """Load a trained model once; call it on (H, W) or (H, W, C) arrays to get uint32 labels.
 
-    >>> seg = Segmenter("models/dsb2018_unet/model.pt")
+    >>> seg = Segmenter("dsb2018_unet")  # a shipped model by name, or a model.pt path
     >>> labels = seg(image)
 
     Postprocess thresholds default to the ones tuned for the model (saved in its card; for a

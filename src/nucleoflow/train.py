@@ -25,6 +25,7 @@ from .metrics import image_scores
 from .model import UNet, load_model, save_model
 from .normalize import normalize
 from .postprocess import instances
+from .shipped import model_path
 from .targets import N_CLASSES, instance_targets
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,10 @@ def augment(images, targets, rng):
         out_images.append(image[torch.from_numpy(rng.permutation(3))])
         out_targets.append(target)
     n = len(images)
-    gamma, gain, bias = (torch.from_numpy(v.astype(np.float32)).to(images.device).view(n, 1, 1, 1) for v in (np.exp(rng.uniform(-0.3, 0.3, n)), rng.uniform(0.7, 1.3, n), rng.uniform(-0.1, 0.1, n)))
+    gamma, gain, bias = (
+        torch.from_numpy(v.astype(np.float32)).to(images.device).view(n, 1, 1, 1)
+        for v in (np.exp(rng.uniform(-0.3, 0.3, n)), rng.uniform(0.7, 1.3, n), rng.uniform(-0.1, 0.1, n))
+    )
     images = torch.stack(out_images).clamp(min=0) ** gamma * gain + bias
     return images.contiguous(memory_format=torch.channels_last), torch.stack(out_targets)
 
@@ -106,7 +110,9 @@ def seconds_per_step(model_cfg, train_cfg, device, steps=20):
     data, after warm-up: sizes a schedule to a time budget on an unknown machine."""
     size = train_cfg["crop_size"]
     rng = np.random.default_rng(0)
-    example = Example("probe", "probe", rng.random((3, 2 * size, 2 * size), dtype=np.float32), rng.integers(0, N_CLASSES, (2 * size, 2 * size)).astype(np.uint8), None)
+    example = Example(
+        "probe", "probe", rng.random((3, 2 * size, 2 * size), dtype=np.float32), rng.integers(0, N_CLASSES, (2 * size, 2 * size)).astype(np.uint8), None
+    )
     model = prepare(UNet(n_classes=N_CLASSES, **model_cfg), device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     picks = [0] * train_cfg["batch_size"]
@@ -194,7 +200,7 @@ def initial_model(model_cfg, init_model, device):
             raise InputError(
                 init_model,
                 f"is a U-Net with {source.config}, but the model config asks for {model.config}",
-                "Set model.depth, base_width and norm to the values in its model.json, or train.init_model to \"\"",
+                'Set model.depth, base_width and norm to the values in its model.json, or train.init_model to ""',
             )
         model.load_state_dict(source.state_dict())
     return prepare(model, device)
@@ -206,7 +212,7 @@ def _fingerprint(data_dir, model_cfg, train_cfg):
     digest = hashlib.sha256(json.dumps([model_cfg, train_cfg], sort_keys=True).encode())
     digest.update((Path(data_dir) / "manifest.csv").read_bytes())
     if train_cfg.get("init_model"):
-        digest.update(Path(train_cfg["init_model"]).read_bytes())
+        digest.update(model_path(train_cfg["init_model"]).read_bytes())
     return digest.hexdigest()
 
 
@@ -325,7 +331,23 @@ def _train_process(data_dir, model_path, history_path, checkpoint_path, model_cf
             # Summed on the device: a .item() per step would stall the GPU queue.
             running += train_step(net, optimizer, *make_batch(train_set, picks, size, rng, device), device).detach()
         if lead:
-            best = _end_epoch(model, optimizer, val_crops, device, batch_size, epoch, epochs, running.item() / steps_per_epoch, lr, started, history, best, fingerprint, checkpoint_path, history_path)
+            best = _end_epoch(
+                model,
+                optimizer,
+                val_crops,
+                device,
+                batch_size,
+                epoch,
+                epochs,
+                running.item() / steps_per_epoch,
+                lr,
+                started,
+                history,
+                best,
+                fingerprint,
+                checkpoint_path,
+                history_path,
+            )
         if world > 1:
             dist.barrier()
     if lead:
@@ -346,7 +368,9 @@ def save_best(model, best, history, model_path, device, processes, train_cfg, **
     save_model(model, model_path, **metadata, device=str(device), processes=processes, train=train_cfg, training_time_s=training_time_s, **extra)
 
 
-def _end_epoch(model, optimizer, val_crops, device, batch_size, epoch, epochs, train_loss, lr, started, history, best, fingerprint, checkpoint_path, history_path):
+def _end_epoch(
+    model, optimizer, val_crops, device, batch_size, epoch, epochs, train_loss, lr, started, history, best, fingerprint, checkpoint_path, history_path
+):
     """Validate, checkpoint and log one finished epoch (rank 0); returns the best so far."""
     val_loss, val_dsb = evaluate(model, val_crops, device, batch_size)
     row = {"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss, "val_dsb": val_dsb, "lr": lr}
@@ -355,7 +379,14 @@ def _end_epoch(model, optimizer, val_crops, device, batch_size, epoch, epochs, t
     if val_dsb > best["val_dsb"]:
         weights_copy = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
         best = {"epoch": epoch, "val_dsb": val_dsb, "val_loss": val_loss, "state": weights_copy}
-    checkpoint = {"fingerprint": fingerprint, "epoch": epoch, "model": model.state_dict(), "optimizer": optimizer.state_dict(), "history": history, "best": best}
+    checkpoint = {
+        "fingerprint": fingerprint,
+        "epoch": epoch,
+        "model": model.state_dict(),
+        "optimizer": optimizer.state_dict(),
+        "history": history,
+        "best": best,
+    }
     with atomic_path(checkpoint_path) as tmp:
         torch.save(checkpoint, tmp)
     with atomic_path(history_path) as tmp:

@@ -10,6 +10,7 @@ from torch import nn
 from .device import prepare
 from .errors import InputError
 from .io import atomic_path
+from .shipped import model_path
 
 
 def _norm(kind, channels):
@@ -75,7 +76,9 @@ def save_model(model, path, **metadata):
 
 
 def load_model(path, device="cpu"):
-    """Load a model saved by save_model; weights_only refuses pickled code in untrusted files."""
+    """Load a model saved by save_model (a path, or a shipped model's name); weights_only
+    refuses pickled code in untrusted files."""
+    path = model_path(path)
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
         model = UNet(**payload["config"])
