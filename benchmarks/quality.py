@@ -12,6 +12,7 @@ the issue's targets.
 """
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import time
@@ -25,6 +26,7 @@ ROOT = Path(__file__).resolve().parents[1]
 from nucleoflow.classical import classical_instances, tune_classical  # noqa: E402
 from nucleoflow.io import load_hwc  # noqa: E402
 from nucleoflow.metrics import image_scores, summarize  # noqa: E402
+from nucleoflow.options import Tiling  # noqa: E402
 from nucleoflow.segment import Segmenter  # noqa: E402
 
 TARGETS = "targets: DSB all >= 0.60; fluorescence AP@0.5 pooled >= 0.86; DSB of each modality >= 0.40"
@@ -61,7 +63,7 @@ def main():
 
     start = time.perf_counter()
     predict = card["predict"]  # the tiling and TTA the card's metrics were measured with
-    segmenter = Segmenter(args.model, tile=predict["tile_size"], overlap=predict["overlap"], tta=predict["tta"], threads=args.threads)
+    segmenter = Segmenter(args.model, threads=args.threads, **dataclasses.asdict(Tiling.from_config(predict)))
     rows = scores("U-Net (shipped)", test, segmenter)
     unet_s = time.perf_counter() - start
 

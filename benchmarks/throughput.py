@@ -33,6 +33,7 @@ from nucleoflow.infer import predict_tiled  # noqa: E402
 from nucleoflow.io import decode_image, to_hwc  # noqa: E402
 from nucleoflow.model import load_model  # noqa: E402
 from nucleoflow.normalize import normalize  # noqa: E402
+from nucleoflow.options import Tiling  # noqa: E402
 from nucleoflow.postprocess import instances  # noqa: E402
 
 ARCHIVE = ROOT.parent / "shared" / "data" / "dsb2018" / "stage1_train.zip"
@@ -141,7 +142,7 @@ def cuda_main(args, flops, image):
     print(f"{'naive: whole image, eager fp32 NCHW unfused':<48} {megapixels / baseline_s:8.2f} MP/s  {megapixels / baseline_s * flops / 1e3:7.2f} TFLOP/s")
     engine = load_engine(args.model, "torch", device=device)
     for tile, batch in [(1024, 1), (1024, 4), (512, 16)]:
-        seconds, probs = timed(lambda tile=tile, batch=batch: predict_tiled(engine, image, tile, 0.0625, batch_size=batch), repeats=3)
+        seconds, probs = timed(lambda tile=tile, batch=batch: predict_tiled(engine, image, Tiling(tile=tile, overlap=0.0625, batch_size=batch, tta=False)), repeats=3)
         diff = np.abs(probs[:, 64:-64, 64:-64] - reference[:, 64:-64, 64:-64]).max()
         rate = megapixels / seconds
         print(
@@ -176,7 +177,7 @@ def main():
     probs = None
     for name, tile, overlap in SETTINGS:
         engine = load_engine(args.model, name, args.threads)
-        seconds, probs = timed(lambda engine=engine, tile=tile, overlap=overlap: predict_tiled(engine, image, tile, overlap, batch_size=1), repeats=3)
+        seconds, probs = timed(lambda engine=engine, tile=tile, overlap=overlap: predict_tiled(engine, image, Tiling(tile=tile, overlap=overlap, batch_size=1, tta=False)), repeats=3)
         interior = slice(64, -64)  # away from the image edge, where tiles and the whole image pad differently
         diff = np.abs(probs[:, interior, interior] - reference[:, interior, interior]).max()
         row(f"predict: {name}, tile {tile}, overlap {overlap}", seconds, f"max |p - whole-image eager| {diff:.1e}")

@@ -7,10 +7,11 @@ import pytest
 import tifffile
 from synthetic import discs, probabilities_from
 
+from nucleoflow.appearance import appearance, pixel_sample
 from nucleoflow.blocks import RegionSource, label_image, open_image, write_label_tiff
 from nucleoflow.io import decode_image, to_hwc
 from nucleoflow.metrics import iou_matrix
-from nucleoflow.normalize import normalize, pixel_sample
+from nucleoflow.options import Thresholds, Tiling
 from nucleoflow.segment import Segmenter
 from nucleoflow.shipped import model_path
 
@@ -27,6 +28,11 @@ class EncodedProbabilities:
         logits = 20 * batch
         e = np.exp(logits - logits.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
+
+
+def tiling(**blocks):
+    """Small tiles with a wide overlap: many tile and block seams in a small image."""
+    return Tiling(tile=256, overlap=0.25, batch_size=4, tta=False, **blocks)
 
 
 def many_discs(shape=(700, 900), radius=12, seed=0):
@@ -50,8 +56,8 @@ def matched_fraction(reference, other, min_iou):
 def test_blocks_equal_whole_image_on_exact_probabilities(block, context):
     truth = many_discs()
     source = RegionSource(encoded_image(truth), "discs")
-    whole = label_image(source, EncodedProbabilities(), block=2048, context=0, tile=256, min_area=1)
-    tiled = label_image(source, EncodedProbabilities(), block=block, context=context, tile=256, min_area=1)
+    whole = label_image(source, EncodedProbabilities(), tiling(block=2048, context=0), Thresholds(min_area=1))
+    tiled = label_image(source, EncodedProbabilities(), tiling(block=block, context=context), Thresholds(min_area=1))
     assert whole.max() == truth.max() > 500
     assert tiled.max() == whole.max() and np.array_equal(np.unique(tiled), np.arange(whole.max() + 1))
     # Every object is found whole, with one label; watershed breaks ties between touching nuclei
@@ -63,8 +69,8 @@ def test_blocks_equal_whole_image_on_exact_probabilities(block, context):
 def test_too_small_context_cuts_nuclei_and_says_so(caplog):
     truth = many_discs()
     source = RegionSource(encoded_image(truth), "discs")
-    whole = label_image(source, EncodedProbabilities(), block=2048, context=0, tile=256, min_area=1)
-    tiled = label_image(source, EncodedProbabilities(), block=256, context=4, tile=256, min_area=1)
+    whole = label_image(source, EncodedProbabilities(), tiling(block=2048, context=0), Thresholds(min_area=1))
+    tiled = label_image(source, EncodedProbabilities(), tiling(block=256, context=4), Thresholds(min_area=1))
     assert matched_fraction(whole, tiled, 0.99) < 0.98
     assert "raise the context" in caplog.text
 
@@ -79,7 +85,7 @@ def test_lazy_tiffs_read_like_the_array(tmp_path, shape):
         assert not isinstance(source.array, np.ndarray) or isinstance(source.array, np.memmap)
         np.testing.assert_array_equal(source.read(100, 300, 50, 290), image[100:300, 50:290])
         np.testing.assert_array_equal(source.read(1, 4, 2, 5), image[1:4, 2:5])  # regions may be tiny
-        assert source.intensity_range() == pytest.approx(normalize.__globals__["intensity_range"](pixel_sample(image)))
+        assert source.appearance == appearance(pixel_sample(image))
         source.close()
 
 
@@ -87,8 +93,8 @@ def test_streamed_tiff_equals_in_memory_labels(tmp_path):
     truth = many_discs((900, 700))
     tifffile.imwrite(tmp_path / "discs.tif", encoded_image(truth), tile=(256, 256), compression="zlib")
     source = open_image(tmp_path / "discs.tif")
-    count = write_label_tiff(tmp_path / "labels.tif", source, EncodedProbabilities(), block=256, context=40, min_area=1)
-    in_memory = label_image(source, EncodedProbabilities(), block=256, context=40, min_area=1)
+    count = write_label_tiff(tmp_path / "labels.tif", source, EncodedProbabilities(), tiling(block=256, context=40), Thresholds(min_area=1))
+    in_memory = label_image(source, EncodedProbabilities(), tiling(block=256, context=40), Thresholds(min_area=1))
     source.close()
     written = tifffile.imread(tmp_path / "labels.tif")
     assert written.dtype == np.uint32 and count == written.max() == truth.max()
@@ -121,9 +127,9 @@ def test_shipped_model_labels_without_seams_on_real_images(dsb_zip):
         for image_id in CROWDED:
             name = f"{image_id}/images/{image_id}.png"
             image = to_hwc(decode_image(archive.read(name), name), name)
-            segmenter.options.update(block=4096, context=0)
+            segmenter.tiling = Tiling(block=4096, context=0, tta=False)
             whole = segmenter(image)
-            segmenter.options.update(block=160, context=64)
+            segmenter.tiling = Tiling(block=160, context=64, tta=False)
             tiled = segmenter(image)
             assert whole.max() > 150  # crowded: the real images hold 250-375 nuclei
             fractions.append(matched_fraction(whole, tiled, 0.99))

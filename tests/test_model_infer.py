@@ -6,6 +6,7 @@ from nucleoflow.engine import load_engine
 from nucleoflow.infer import _starts, fit_tile, gaussian_weight, predict_tiled, probabilities
 from nucleoflow.model import UNet, load_model, save_model
 from nucleoflow.normalize import normalize
+from nucleoflow.options import Tiling
 
 
 class Pointwise:
@@ -27,7 +28,7 @@ class Pointwise:
 def test_tiled_equals_whole_image(shape):
     engine = Pointwise()
     image = np.random.default_rng(1).normal(size=shape).astype(np.float32)
-    tiled = predict_tiled(engine, image, tile=128, overlap=0.25, batch_size=3)
+    tiled = predict_tiled(engine, image, Tiling(tile=128, overlap=0.25, batch_size=3, tta=False))
     whole = engine(image[None])[0]
     assert tiled.shape == whole.shape
     np.testing.assert_allclose(tiled, whole, atol=1e-5)
@@ -38,7 +39,7 @@ def test_one_tile_is_the_engine_output_itself(shape):
     """An image within one tile gets the network's output, padding cropped, with no blending error."""
     engine = Pointwise()
     image = np.random.default_rng(2).normal(size=shape).astype(np.float32)
-    tiled = predict_tiled(engine, image, tile=512, overlap=0.25)
+    tiled = predict_tiled(engine, image, Tiling(tile=512, overlap=0.25, tta=False))
     padded = np.pad(image, ((0, 0), (0, -shape[1] % 16), (0, -shape[2] % 16)), mode="reflect")
     np.testing.assert_array_equal(tiled, engine(padded[None])[0][:, : shape[1], : shape[2]])
 
@@ -70,8 +71,8 @@ def test_tta_averages_the_eight_dihedral_predictions(tmp_path):
         ],
         axis=0,
     )
-    plain = predict_tiled(engine, image, tile=64)
-    augmented = predict_tiled(engine, image, tile=64, tta=True)
+    plain = predict_tiled(engine, image, Tiling(tile=64, tta=False))
+    augmented = predict_tiled(engine, image, Tiling(tile=64, tta=True))
     np.testing.assert_allclose(augmented, expected, atol=1e-5)
     assert np.abs(augmented - plain).max() > 1e-3  # a random net is not rotation invariant
 
@@ -99,7 +100,7 @@ def test_save_load_roundtrip(tmp_path):
     with torch.no_grad():
         np.testing.assert_allclose(model(image).numpy(), loaded(image).numpy(), atol=1e-5)
     raw = np.random.default_rng(0).integers(0, 255, (50, 70)).astype(np.uint8)
-    assert probabilities(load_engine(tmp_path / "model.pt", "eager"), raw, tile=64).shape == (3, 50, 70)
+    assert probabilities(load_engine(tmp_path / "model.pt", "eager"), raw, Tiling(tile=64, tta=False)).shape == (3, 50, 70)
 
 
 @pytest.mark.parametrize(

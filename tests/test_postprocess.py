@@ -3,6 +3,7 @@ from scipy import ndimage as ndi
 from synthetic import discs, probabilities_from
 
 from nucleoflow.metrics import image_scores
+from nucleoflow.options import Thresholds
 from nucleoflow.postprocess import instances
 from nucleoflow.targets import BORDER, INTERIOR, instance_targets
 
@@ -36,7 +37,7 @@ def test_thresholds_and_small_objects():
     labels = discs()
     probs = probabilities_from(labels)
     probs[:, 0:3, 0:3] = np.array([0, 1, 0], np.float32)[:, None, None]  # a 9-pixel speck
-    assert instances(probs, min_area=10).max() == 4
-    assert instances(probs, min_area=5, min_seed_area=1).max() == 5
+    assert instances(probs, Thresholds(min_area=10)).max() == 4
+    assert instances(probs, Thresholds(min_area=5, min_seed_area=1)).max() == 5
     # A seed threshold above every interior probability finds nothing.
-    assert instances(probs * 0.4, seed_threshold=0.5).max() == 0
+    assert instances(probs * 0.4, Thresholds(seed_threshold=0.5)).max() == 0

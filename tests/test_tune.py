@@ -3,7 +3,7 @@
 import numpy as np
 from synthetic import discs, probabilities_from
 
-from nucleoflow.postprocess import thresholds_for
+from nucleoflow.options import Thresholds, ThresholdSet
 from nucleoflow.tune import SIZE_GRID, THRESHOLD_GRID, tune_by_modality, tune_thresholds
 
 TRUTH = discs(radius=6, centres=[(y, x) for y in range(12, 120, 16) for x in range(12, 150, 16)])
@@ -40,8 +40,10 @@ def test_modalities_with_enough_images_get_their_own_thresholds():
     assert set(table["modality"]) == {"all", "crisp", "soft"}
     soft_rows = table[table["modality"] == "soft"]
     assert soft_rows["dsb"].iloc[0] == soft_rows["dsb"].max() > 0.9
-    assert thresholds_for(params, "soft") == params["modality"]["soft"]
-    assert thresholds_for(params, "rare") == thresholds_for(params, None) == {k: v for k, v in params.items() if k != "modality"}
+    chosen = ThresholdSet.from_json(params)
+    assert chosen.for_modality("soft") == Thresholds(**params["modality"]["soft"])
+    assert chosen.for_modality("rare") == chosen.for_modality(None) == Thresholds(**{k: v for k, v in params.items() if k != "modality"})
+    assert chosen.to_json() == params
     # Too few images of every modality: the global values alone, as before.
     alone, _ = tune_by_modality(pairs, modalities, min_images=4)
     assert "modality" not in alone and alone == tune_thresholds(pairs)[0]

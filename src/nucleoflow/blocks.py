@@ -15,10 +15,12 @@ import numpy as np
 import tifffile
 from scipy import ndimage as ndi
 
+from .appearance import appearance
 from .errors import InputError
 from .infer import predict_rows
 from .io import atomic_path, channels_last, plane_layout, read_image
-from .normalize import apply_range, intensity_range
+from .normalize import apply_range
+from .options import Thresholds, Tiling
 from .postprocess import instances
 
 log = logging.getLogger(__name__)
@@ -38,18 +40,15 @@ class RegionSource:
         return channels_last(np.asarray(region), self.channel_first, self.name)
 
     @functools.cached_property
-    def sample(self):
-        """normalize.pixel_sample's strided pixels, read a band of rows at a time (once: a lazy
+    def appearance(self):
+        """The image's Appearance (intensity range, polarity, modality) as normalize() finds it,
+        from appearance.pixel_sample's strided pixels read a band of rows at a time (once: a lazy
         image is read whole for it)."""
         sy, sx = max(1, self.height // 512), max(1, self.width // 512)
         rows = sy * max(1, 256 // sy)
         bands = [self.read(y, min(y + rows, self.height), 0, self.width)[::sy, ::sx] for y in range(0, self.height, rows)]
         channels = max(band.shape[-1] for band in bands)  # gray-looking RGB bands read as gray
-        return np.concatenate([np.broadcast_to(b, b.shape[:2] + (channels,)) for b in bands])
-
-    def intensity_range(self):
-        """normalize()'s statistics from the same pixels."""
-        return intensity_range(self.sample)
+        return appearance(np.concatenate([np.broadcast_to(b, b.shape[:2] + (channels,)) for b in bands]))
 
     def close(self):
         if self._keep is not None:
@@ -106,25 +105,24 @@ def _paste_owned(band, band_top, labels, origin, core, open_edges, next_label):
     return next_label, cut
 
 
-def label_bands(source, engine, block=1024, context=64, tile=256, overlap=0.25, batch_size=4, tta=False, **thresholds):
+def label_bands(source, engine, tiling=Tiling(), thresholds=Thresholds(), tiles=None):
     """Yield (top row, uint32 label rows) of the whole image's instance labels, top to bottom.
 
     Probabilities stream in full-width bands on the whole image's tile grid (predict_rows), so
     they equal whole-image prediction; only labelling is cut into blocks. Bands are multiples of
-    TIFF_TILE rows (the last one excepted), so they can be written as tiles.
+    TIFF_TILE rows (the last one excepted), so they can be written as tiles. tiles: a tqdm bar
+    (or None) counting the network's tiles.
     """
-    if not 0 <= context < block:
-        raise ValueError(f"context ({context}) must be at least 0 and below the block size ({block})")
     height, width = source.height, source.width
-    params = source.intensity_range()
+    block, context = tiling.block, tiling.context
 
     def read(y0, y1):  # normalised rows, read and scaled a column chunk at a time to bound temporaries
         rows = np.empty((3, y1 - y0, width), np.float32)
         for x in range(0, width, 2048):
-            rows[:, :, x : x + 2048] = apply_range(source.read(y0, y1, x, min(x + 2048, width)), params)
+            rows[:, :, x : x + 2048] = apply_range(source.read(y0, y1, x, min(x + 2048, width)), source.appearance)
         return rows
 
-    bands = predict_rows(read, height, width, engine, tile, overlap, batch_size, tta)
+    bands = predict_rows(read, height, width, engine, tiling, tiles)
     held, held_end = [], 0  # probability bands [(top, (n_classes, h, width))] still needed
     band, band_top, next_label, cut = np.zeros((0, width), np.uint32), 0, 1, 0
     for cy0 in range(0, height, block):
@@ -139,7 +137,7 @@ def label_bands(source, engine, block=1024, context=64, tile=256, overlap=0.25, 
             cx1 = min(cx0 + block, width)
             ex0, ex1 = max(0, cx0 - context), min(width, cx1 + context)
             probs = np.concatenate([p[:, max(ey0 - top, 0) : ey1 - top, ex0:ex1] for top, p in held if top < ey1 and top + p.shape[1] > ey0], axis=1)
-            labels = instances(probs, **thresholds)
+            labels = instances(probs, thresholds)
             open_edges = (ey0 > 0, ex0 > 0, ey1 < height, ex1 < width)
             next_label, n_cut = _paste_owned(band, band_top, labels, (ey0, ex0), (cy0, cy1, cx0, cx1), open_edges, next_label)
             cut += n_cut
@@ -154,9 +152,9 @@ def label_bands(source, engine, block=1024, context=64, tile=256, overlap=0.25, 
         log.warning("%s: %d nuclei reach the edge of their block's context; raise the context above the largest nucleus radius", source.name, cut)
 
 
-def label_image(source, engine, **options):
+def label_image(source, engine, tiling=Tiling(), thresholds=Thresholds(), tiles=None):
     """Whole label array of a (small enough) image."""
-    return np.concatenate([rows for _, rows in label_bands(source, engine, **options)])
+    return np.concatenate([rows for _, rows in label_bands(source, engine, tiling, thresholds, tiles)])
 
 
 def _tiles(bands, width):
@@ -166,13 +164,13 @@ def _tiles(bands, width):
                 yield rows[y : y + TIFF_TILE, x : x + TIFF_TILE]
 
 
-def write_label_tiff(path, source, engine, **options):
+def write_label_tiff(path, source, engine, tiling=Tiling(), thresholds=Thresholds(), tiles=None):
     """Stream the labels of `source` into a tiled, zlib-compressed (Big)TIFF; returns the nucleus count."""
     count = 0
 
     def bands():
         nonlocal count
-        for top, rows in label_bands(source, engine, **options):
+        for top, rows in label_bands(source, engine, tiling, thresholds, tiles):
             count = max(count, int(rows.max(initial=0)))
             yield top, rows
 

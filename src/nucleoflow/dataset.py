@@ -13,11 +13,11 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 import pandas as pd
 
+from .appearance import appearance, pixel_sample
 from .errors import InputError
 from .io import IMAGE_SUFFIXES, decode_image, staging_dir, to_hwc, write_tiff
 
 log = logging.getLogger(__name__)
-MODALITIES = ("fluorescence", "brightfield", "histology")
 SPLITS = ("train", "val", "test")
 # An archive member inflating past this is refused as a likely decompression bomb.
 MAX_MEMBER_BYTES = 1 << 30
@@ -159,19 +159,6 @@ def load_labels(archive, sample, shape):
     return labels
 
 
-def infer_modality(image):
-    """Classify an (H, W, C) image as fluorescence, brightfield or histology from its pixels."""
-    pixels = image.reshape(-1, image.shape[-1]).astype(np.float32)
-    lo, hi = np.percentile(pixels, [0.5, 99.5])
-    scale = max(hi - lo, 1e-6)
-    if image.shape[-1] == 3:
-        spread = np.mean(pixels.max(axis=1) - pixels.min(axis=1)) / scale
-        if spread > 0.02:
-            return "histology"
-    gray = pixels.mean(axis=1)
-    return "brightfield" if (np.median(gray) - lo) / scale > 0.5 else "fluorescence"
-
-
 def assign_splits(modalities, seed, val_fraction, test_fraction):
     """Deterministic train/val/test split stratified by modality (a list aligned with input)."""
     modalities = list(modalities)
@@ -214,7 +201,7 @@ def build_dataset(source, out_dir, max_images=0, seed=0, val_fraction=0.15, test
                     width=image.shape[1],
                     channels=image.shape[2],
                     dtype=str(image.dtype),
-                    modality=infer_modality(image),
+                    modality=appearance(pixel_sample(image)).modality,
                     n_nuclei=len(np.unique(labels)) - 1,
                     image=f"images/{sample.id}.tif",
                     labels=f"labels/{sample.id}.tif",

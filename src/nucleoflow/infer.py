@@ -10,6 +10,7 @@ import pandas as pd
 from .engine import load_engine
 from .io import load_hwc, staging_dir, to_hwc, write_tiff
 from .normalize import normalize
+from .options import Tiling
 
 log = logging.getLogger(__name__)
 
@@ -59,15 +60,16 @@ def _predict_batch(engine, batch, tta):
     return total / 8
 
 
-def predict_rows(read, height, width, engine, tile=256, overlap=0.25, batch_size=4, tta=False):
+def predict_rows(read, height, width, engine, tiling=Tiling(), tiles=None):
     """Yield (top row, probabilities (n_classes, h, width)) bands of an image, top to bottom.
 
     read(y0, y1) returns rows y0..y1 of the normalised (C, H, W) image. Tiles sit on one grid
     over the whole image and are run one tile row at a time, so memory holds a tile row of the
     image, never the whole of it, and the result does not depend on how the caller cuts it up.
+    tiles: a tqdm bar (or None), set to the number of tiles and advanced as they are done.
     """
-    margin = int(tile * overlap)
-    tile_h, tile_w = (fit_tile(size, tile, margin, engine.multiple) for size in (height, width))
+    margin = int(tiling.tile * tiling.overlap)
+    tile_h, tile_w = (fit_tile(size, tiling.tile, margin, engine.multiple) for size in (height, width))
     full_h, full_w = max(height, tile_h), max(width, tile_w)
     pad_h, pad_w = full_h - height, full_w - width
     mode = "reflect" if pad_h < height and pad_w < width else "edge"
@@ -80,9 +82,14 @@ def predict_rows(read, height, width, engine, tile=256, overlap=0.25, batch_size
             strip = np.pad(strip, ((0, 0), (0, tile_h - strip.shape[1]), (0, pad_w)), mode=mode)
         return strip
 
+    if tiles is not None:
+        tiles.total = len(rows_y) * len(cols_x)  # set, not reset(): that would draw a delayed bar now
     if len(rows_y) == len(cols_x) == 1:
         # One tile covers the image (every DSB2018 image at the default tile): no blending passes.
-        yield 0, _predict_batch(engine, strip_at(0)[None], tta)[0][:, :height, :width]
+        probs = _predict_batch(engine, strip_at(0)[None], tiling.tta)[0][:, :height, :width]
+        if tiles is not None:
+            tiles.update(1)
+        yield 0, probs
         return
     weight = gaussian_weight((tile_h, tile_w))
     total = np.zeros((engine.n_classes, 0, full_w), np.float32)
@@ -93,12 +100,14 @@ def predict_rows(read, height, width, engine, tile=256, overlap=0.25, batch_size
         grow = y + tile_h - top - norm.shape[0]
         total = np.concatenate([total, np.zeros((engine.n_classes, grow, full_w), np.float32)], axis=1)
         norm = np.concatenate([norm, np.zeros((grow, full_w), np.float32)])
-        for j in range(0, len(cols_x), batch_size):
-            xs = cols_x[j : j + batch_size]
+        for j in range(0, len(cols_x), tiling.batch_size):
+            xs = cols_x[j : j + tiling.batch_size]
             batch = np.stack([strip[:, :, x : x + tile_w] for x in xs])
-            for x, p in zip(xs, _predict_batch(engine, batch, tta)):
+            for x, p in zip(xs, _predict_batch(engine, batch, tiling.tta)):
                 total[:, y - top : y - top + tile_h, x : x + tile_w] += p * weight
                 norm[y - top : y - top + tile_h, x : x + tile_w] += weight
+            if tiles is not None:
+                tiles.update(len(xs))
         # Rows above the next tile row are final.
         done = min(rows_y[i + 1] if i + 1 < len(rows_y) else full_h, height)
         if done > top:
@@ -106,28 +115,28 @@ def predict_rows(read, height, width, engine, tile=256, overlap=0.25, batch_size
             total, norm, top = total[:, done - top :], norm[done - top :], done
 
 
-def predict_tiled(engine, image, tile=256, overlap=0.25, batch_size=4, tta=False):
+def predict_tiled(engine, image, tiling=Tiling()):
     """Class probabilities (n_classes, H, W) for a normalised (C, H, W) float image."""
     _, height, width = image.shape
-    bands = predict_rows(lambda y0, y1: image[:, y0:y1], height, width, engine, tile, overlap, batch_size, tta)
+    bands = predict_rows(lambda y0, y1: image[:, y0:y1], height, width, engine, tiling)
     return np.concatenate([probs for _, probs in bands], axis=1)
 
 
-def probabilities(engine, image, tile=256, overlap=0.25, batch_size=4, tta=False, name="image"):
+def probabilities(engine, image, tiling=Tiling(), name="image"):
     """Class probabilities for a raw image array (gray, RGB or RGBA; any bit depth)."""
-    return predict_tiled(engine, normalize(to_hwc(image, name)), tile, overlap, batch_size, tta)
+    return predict_tiled(engine, normalize(to_hwc(image, name)), tiling)
 
 
-def predict_manifest(model_path, data_dir, out_dir, splits, tile, overlap, batch_size, tta=False, engine="auto", threads=1):
+def predict_manifest(model_path, data_dir, out_dir, splits, tiling=Tiling(), threads=1):
     """Probability maps (float16 (n_classes, H, W), compressed) for the images of `splits`."""
-    engine = load_engine(model_path, engine, threads)
+    engine = load_engine(model_path, tiling.engine, threads)
     manifest = pd.read_csv(Path(data_dir) / "manifest.csv")
     rows = manifest[manifest["split"].isin(splits)]
     started, pixels = time.monotonic(), 0
     with staging_dir(out_dir) as tmp:
         for n, row in enumerate(rows.itertuples(), 1):
             image = load_hwc(Path(data_dir) / row.image)
-            probs = probabilities(engine, image, tile, overlap, batch_size, tta, row.image)
+            probs = probabilities(engine, image, tiling, row.image)
             write_tiff(tmp / f"{row.id}.tif", probs.astype(np.float16))
             pixels += image.shape[0] * image.shape[1]
             if n % 20 == 0 or n == len(rows):

@@ -1,6 +1,5 @@
 """A trained model packaged for users: weights with tuned thresholds and a model card, plus ONNX."""
 
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -19,14 +18,18 @@ def _metrics(summary):
     }
 
 
-def package_model(model_path, thresholds_path, summary_path, out_dir, data, predict):
-    """Write out_dir/{model.pt, model.json, model.onnx}; the card records how the model was made and scored."""
+def package_model(model_path, thresholds, summary_path, out_dir, data, predict):
+    """Write out_dir/{model.pt, model.json, model.onnx}; the card records how the model was made and scored.
+
+    thresholds: the options.ThresholdSet the metrics were measured with; the card keeps them
+    with the split they were tuned on (postprocess_tuned_on; null: given in the config, not tuned).
+    """
     model, metadata = load_model(model_path, "cpu")
     card = {
         **metadata,
         "data": data,
-        "postprocess": json.loads(Path(thresholds_path).read_text()),
-        "postprocess_tuned_on": "val",
+        "postprocess": thresholds.to_json(),
+        "postprocess_tuned_on": thresholds.tuned_on,
         "predict": predict,
         "metrics": _metrics(pd.read_csv(summary_path)),
     }

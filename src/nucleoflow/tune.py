@@ -1,5 +1,6 @@
 """Postprocess thresholds tuned on the validation split (never the test split)."""
 
+import dataclasses
 import itertools
 import json
 import logging
@@ -11,6 +12,7 @@ import tifffile
 
 from .io import atomic_path
 from .metrics import image_scores
+from .options import Thresholds
 from .postprocess import instances
 
 log = logging.getLogger(__name__)
@@ -19,13 +21,12 @@ log = logging.getLogger(__name__)
 # instead of 672, as the size filters barely interact with the thresholds.
 THRESHOLD_GRID = {"seed_threshold": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], "foreground_threshold": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8]}
 SIZE_GRID = {"min_seed_area": [2, 4, 8, 16], "min_area": [5, 10, 20, 40]}
-START = {"seed_threshold": 0.5, "foreground_threshold": 0.5, "min_seed_area": 4, "min_area": 10}
 # A modality with fewer validation images than this keeps the global values: its own would be noise.
 MIN_IMAGES = 10
 
 
 def _score(pairs, params):
-    return float(np.mean([image_scores(truth, instances(probs, **params))["dsb"] for probs, truth in pairs]))
+    return float(np.mean([image_scores(truth, instances(probs, Thresholds(**params)))["dsb"] for probs, truth in pairs]))
 
 
 def _search(pairs, base, grid, rows):
@@ -43,7 +44,7 @@ def _search(pairs, base, grid, rows):
 def tune_thresholds(pairs):
     """(best params, table of every tried point) by mean DSB over (probabilities, true labels) pairs."""
     rows = []
-    params = _search(pairs, START, THRESHOLD_GRID, rows)
+    params = _search(pairs, dataclasses.asdict(Thresholds()), THRESHOLD_GRID, rows)
     params = _search(pairs, params, SIZE_GRID, rows)
     table = pd.DataFrame(rows).drop_duplicates().sort_values("dsb", ascending=False, kind="stable")
     return params, table

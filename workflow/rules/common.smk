@@ -51,6 +51,11 @@ def fixed_thresholds(wildcards):
     return {k: v for k, v in config["postprocess"].items() if k != "tune"}
 
 
+def tiling_config(wildcards):
+    """The predict settings segment uses (all but splits, so choosing splits reruns no segment)."""
+    return {k: v for k, v in config["predict"].items() if k != "splits"}
+
+
 def text_numbers(node, key=""):
     """Config keys whose value YAML read as text though it looks like a number: YAML 1.1 wants a
     dot and a signed exponent (1.0e-4), so the schema's type error on 1e-4 would puzzle users.

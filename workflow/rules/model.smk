@@ -39,7 +39,7 @@ rule predict:
     input:
         model="results/model/model.pt",
         data="results/data",
-        lib=lib("infer", "io"),
+        lib=lib("infer", "io", "options"),
     output:
         directory("results/predict"),
     log:
@@ -54,12 +54,7 @@ rule predict:
         mem_mb=8000,
         runtime=120,
     params:
-        tile_size=config["predict"]["tile_size"],
-        overlap=config["predict"]["overlap"],
-        batch_size=config["predict"]["batch_size"],
-        splits=config["predict"]["splits"],
-        tta=config["predict"]["tta"],
-        engine=config["predict"]["engine"],
+        predict=config["predict"],
     script:
         "../scripts/predict.py"
 
@@ -90,7 +85,7 @@ rule postprocess:
         probs="results/predict",
         data="results/data",
         thresholds=tuned_thresholds,
-        lib=lib("postprocess", "io"),
+        lib=lib("postprocess", "io", "options"),
     output:
         directory("results/labels"),
     log:
@@ -111,11 +106,11 @@ rule postprocess:
 rule package:
     input:
         model="results/model/model.pt",
-        thresholds="results/tune/thresholds.json",
+        thresholds=tuned_thresholds,
         summary="results/metrics/summary.csv",
         data="results/data",
         archive=data_source,
-        lib=lib("package", "io"),
+        lib=lib("package", "io", "options"),
     output:
         model="results/package/model.pt",
         card="results/package/model.json",
@@ -130,5 +125,6 @@ rule package:
     params:
         data=config["data"],
         predict=config["predict"],
+        thresholds=fixed_thresholds,
     script:
         "../scripts/package.py"

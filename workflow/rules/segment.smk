@@ -2,7 +2,7 @@ rule segment_shard:
     input:
         images=segment_input,
         model=model_path(config["segment"]["model"]),
-        lib=lib("segment", "io"),
+        lib=lib("segment", "io", "options"),
     output:
         directory("results/segment_shards/{scatteritem}"),
     log:
@@ -17,13 +17,8 @@ rule segment_shard:
         mem_mb=4000,
         runtime=120,
     params:
-        tile_size=config["predict"]["tile_size"],
-        overlap=config["predict"]["overlap"],
-        batch_size=config["predict"]["batch_size"],
-        tta=config["predict"]["tta"],
-        engine=config["predict"]["engine"],
-        block_size=config["segment"]["block_size"],
-        context=config["segment"]["context"],
+        predict=tiling_config,
+        segment=config["segment"],
     script:
         "../scripts/segment.py"
 

@@ -6,6 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from nucleoflow.io import setup_logging
+from nucleoflow.options import ThresholdSet
 from nucleoflow.package import package_model
 
 setup_logging(snakemake.log[0])
@@ -20,7 +21,7 @@ data = {
 }
 package_model(
     snakemake.input.model,
-    snakemake.input.thresholds,
+    ThresholdSet.for_workflow(snakemake.params.thresholds, snakemake.input.thresholds),
     snakemake.input.summary,
     Path(snakemake.output.model).parent,
     data,

@@ -2,17 +2,14 @@
 
 from nucleoflow.infer import predict_manifest
 from nucleoflow.io import setup_logging
+from nucleoflow.options import Tiling
 
 setup_logging(snakemake.log[0])
 predict_manifest(
     snakemake.input.model,
     snakemake.input.data,
     snakemake.output[0],
-    snakemake.params.splits,
-    tile=snakemake.params.tile_size,
-    overlap=snakemake.params.overlap,
-    batch_size=snakemake.params.batch_size,
-    tta=snakemake.params.tta,
-    engine=snakemake.params.engine,
+    snakemake.params.predict["splits"],
+    Tiling.from_config(snakemake.params.predict),
     threads=snakemake.threads,
 )

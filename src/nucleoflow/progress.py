@@ -1,0 +1,34 @@
+"""Progress with an ETA for long work: a tqdm bar on a terminal, else a log line at most once a
+minute (workflow jobs write logs, where a redrawn bar would be noise)."""
+
+import logging
+import sys
+
+from tqdm import tqdm
+
+LOG_INTERVAL_S = 60
+
+
+class _LogLines:
+    """A file-like sink that turns tqdm's redraws into log records."""
+
+    def __init__(self, log):
+        self.log = log
+
+    def write(self, text):
+        text = text.replace("\x1b[A", "").strip("\r\n ")  # no cursor moves in a log
+        if text:
+            self.log.info("%s", text)
+
+    def flush(self):
+        pass
+
+
+def progress(iterable=None, *, desc, unit, total=None, log=None, leave=True, position=None, delay=0):
+    """tqdm over `iterable` (or a bar to update by hand): drawn on a terminal's stderr, else
+    logged to `log` (a Logger) at its start, at most once a minute, and at its end.
+    delay: show nothing for work done within that many seconds."""
+    if sys.stderr.isatty():
+        return tqdm(iterable, desc=desc, unit=unit, total=total, leave=leave, position=position, delay=delay, dynamic_ncols=True)
+    sink = _LogLines(log or logging.getLogger("nucleoflow"))
+    return tqdm(iterable, desc=desc, unit=unit, total=total, leave=leave, delay=delay, file=sink, mininterval=LOG_INTERVAL_S, ascii=True, ncols=100)
