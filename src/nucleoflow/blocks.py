@@ -17,15 +17,14 @@ from scipy import ndimage as ndi
 
 from .appearance import appearance
 from .errors import InputError
+from .formats import TIFF_TILE
 from .infer import predict_rows
-from .io import atomic_path, channels_last, plane_layout, read_image
+from .io import channels_last, plane_layout, read_image
 from .normalize import apply_range
 from .options import Thresholds, Tiling
 from .postprocess import instances
 
 log = logging.getLogger(__name__)
-
-TIFF_TILE = 256
 
 
 class RegionSource:
@@ -105,13 +104,15 @@ def _paste_owned(band, band_top, labels, origin, core, open_edges, next_label):
     return next_label, cut
 
 
-def label_bands(source, engine, tiling=Tiling(), thresholds=Thresholds(), tiles=None):
+def label_bands(source, engine, tiling=Tiling(), thresholds=Thresholds(), tiles=None, on_block=None):
     """Yield (top row, uint32 label rows) of the whole image's instance labels, top to bottom.
 
     Probabilities stream in full-width bands on the whole image's tile grid (predict_rows), so
     they equal whole-image prediction; only labelling is cut into blocks. Bands are multiples of
     TIFF_TILE rows (the last one excepted), so they can be written as tiles. tiles: a tqdm bar
-    (or None) counting the network's tiles.
+    (or None) counting the network's tiles. on_block(labels, (y0, x0)), if given, gets each
+    block's own nuclei once they are final: a region of the image (top-left pixel (y0, x0))
+    holding them whole, other pixels 0.
     """
     height, width = source.height, source.width
     block, context = tiling.block, tiling.context
@@ -139,8 +140,12 @@ def label_bands(source, engine, tiling=Tiling(), thresholds=Thresholds(), tiles=
             probs = np.concatenate([p[:, max(ey0 - top, 0) : ey1 - top, ex0:ex1] for top, p in held if top < ey1 and top + p.shape[1] > ey0], axis=1)
             labels = instances(probs, thresholds)
             open_edges = (ey0 > 0, ex0 > 0, ey1 < height, ex1 < width)
+            first = next_label
             next_label, n_cut = _paste_owned(band, band_top, labels, (ey0, ex0), (cy0, cy1, cx0, cx1), open_edges, next_label)
             cut += n_cut
+            if on_block is not None and next_label > first:  # labels count up: the block's own are >= first
+                region = band[ey0 - band_top : ey1 - band_top, ex0:ex1]
+                on_block(np.where(region >= first, region, 0), (ey0, ex0))
         held = [(top, p) for top, p in held if top + p.shape[1] > cy1 - context]  # the next block row starts there
         # Label rows above the next block row's context are final: no later block can claim them.
         final = height if cy1 == height else (cy1 - context) // TIFF_TILE * TIFF_TILE
@@ -155,34 +160,3 @@ def label_bands(source, engine, tiling=Tiling(), thresholds=Thresholds(), tiles=
 def label_image(source, engine, tiling=Tiling(), thresholds=Thresholds(), tiles=None):
     """Whole label array of a (small enough) image."""
     return np.concatenate([rows for _, rows in label_bands(source, engine, tiling, thresholds, tiles)])
-
-
-def _tiles(bands, width):
-    for _, rows in bands:
-        for y in range(0, len(rows), TIFF_TILE):
-            for x in range(0, width, TIFF_TILE):
-                yield rows[y : y + TIFF_TILE, x : x + TIFF_TILE]
-
-
-def write_label_tiff(path, source, engine, tiling=Tiling(), thresholds=Thresholds(), tiles=None):
-    """Stream the labels of `source` into a tiled, zlib-compressed (Big)TIFF; returns the nucleus count."""
-    count = 0
-
-    def bands():
-        nonlocal count
-        for top, rows in label_bands(source, engine, tiling, thresholds, tiles):
-            count = max(count, int(rows.max(initial=0)))
-            yield top, rows
-
-    shape = (source.height, source.width)
-    with atomic_path(path) as tmp:
-        tifffile.imwrite(
-            tmp,
-            _tiles(bands(), source.width),
-            shape=shape,
-            dtype=np.uint32,
-            tile=(TIFF_TILE, TIFF_TILE),
-            compression="zlib",
-            bigtiff=shape[0] * shape[1] * 4 > 2**31,
-        )
-    return count

@@ -1,15 +1,21 @@
 """One call from images to instance labels, for the workflow and for users' own code."""
 
+import dataclasses
 import logging
 import os
 import shutil
+import tempfile
 from pathlib import Path
 
-from .blocks import RegionSource, label_image, open_image, write_label_tiff
+import pandas as pd
+
+from .blocks import RegionSource, label_bands, label_image, open_image
 from .engine import load_engine
 from .errors import InputError
+from .formats import write_label_ome_tiff, write_ome_zarr
 from .io import IMAGE_SUFFIXES, staging_dir
 from .options import ThresholdSet, split_options
+from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES, NucleusOutputs, channel_planes
 from .progress import LOG_INTERVAL_S, progress
 
 log = logging.getLogger(__name__)
@@ -33,6 +39,7 @@ class Segmenter:
     def __init__(self, model_path, threads=1, **options):
         self.tiling, overrides = split_options(options)
         self.engine = load_engine(model_path, self.tiling.engine, threads)
+        self.model = str(model_path)
         self.metadata = self.engine.metadata
         card = self.metadata.get("postprocess")
         tuned = ThresholdSet.from_json(card, self.metadata.get("postprocess_tuned_on")) if card else ThresholdSet()
@@ -47,14 +54,48 @@ class Segmenter:
         source = RegionSource(image, name)
         return label_image(source, self.engine, self.tiling, self.thresholds_for(source), tiles)
 
-    def to_tiff(self, image_path, out_path, tiles=None):
-        """Label an image file of any size into a TIFF, reading and writing it block by block;
+    def to_tiff(self, image_path, out_path, tiles=None, pixel_size_um=None):
+        """Label an image file of any size into an OME-TIFF, reading and writing it block by block;
         returns the nucleus count."""
+        out_path = Path(out_path)
+        return self.to_files(image_path, out_path.parent, ["labels"], pixel_size_um, stem=out_path.name.removesuffix(".tif"), tiles=tiles)["nuclei"]
+
+    def to_files(self, image_path, out_dir, outputs=DEFAULT_OUTPUTS, pixel_size_um=None, channel_names=None, stem=None, tiles=None):
+        """Label an image file of any size into out_dir/<stem>.{tif,csv,geojson,rois.zip,ome.zarr}
+        (the `outputs` named; outputs.OUTPUTS), all of them or none, reading and writing block by
+        block; returns the image's summary row (nuclei, median area, thresholds, modality, model)."""
+        image_path, out_dir = Path(image_path), Path(out_dir)
+        stem = stem or image_path.stem
         source = open_image(image_path)
         try:
-            return write_label_tiff(out_path, source, self.engine, self.tiling, self.thresholds_for(source), tiles)
+            thresholds = self.thresholds_for(source)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{stem}.") as tmp:
+                paths = {name: Path(tmp) / f"{stem}{SUFFIXES[name]}" for name in outputs}
+                labels = paths.get("labels", Path(tmp) / "labels.tif")  # the OME-Zarr is made from them
+                planes = channel_planes(source)
+                nuclei = NucleusOutputs(paths, planes, channel_names, pixel_size_um)
+                try:
+                    bands = label_bands(source, self.engine, self.tiling, thresholds, tiles, on_block=nuclei.on_block)
+                    write_label_ome_tiff(labels, bands, (source.height, source.width), pixel_size_um)
+                finally:
+                    nuclei.close()
+                if "ome_zarr" in paths:
+                    write_ome_zarr(paths["ome_zarr"], planes, nuclei.channel_names, labels, pixel_size_um)
+                for path in paths.values():
+                    if (out_dir / path.name).is_dir():
+                        shutil.rmtree(out_dir / path.name)
+                    os.replace(path, out_dir / path.name)
         finally:
             source.close()
+        return {
+            "image": image_path.name,
+            **nuclei.summary(),
+            "pixel_size_um": pixel_size_um or None,
+            "modality": source.appearance.modality,
+            "model": self.model,
+            **dataclasses.asdict(thresholds),
+        }
 
 
 def list_images(folder, setting):
@@ -82,36 +123,60 @@ def check_stems(images, where):
         seen[path.stem] = path
 
 
-def segment_images(segmenter, images, out_dir):
-    """Label each image into out_dir/<stem>.tif (each file written whole or not at all), with
-    progress over the images and over the tiles of each."""
+def check_outputs(outputs, setting):
+    """Refuse output names outside outputs.OUTPUTS, naming `setting` (a config key or an option)."""
+    unknown = [name for name in outputs if name not in OUTPUTS]
+    if unknown:
+        raise InputError(setting, f"names unknown outputs {unknown}", f"Choose from {list(OUTPUTS)}")
+
+
+def segment_images(segmenter, images, out_dir, outputs=DEFAULT_OUTPUTS, pixel_size_um=None):
+    """Label each image into out_dir/<stem>.<outputs> (each image's files written whole or not at
+    all) and out_dir/summary.csv (one row per image), with progress over the images and over the
+    tiles of each."""
+    rows = []
     with progress(images, desc="images", unit="image", log=log) as bar:
         for path in bar:
             with progress(desc=path.name, unit="tile", log=log, leave=False, position=1, delay=LOG_INTERVAL_S) as tiles:
-                count = segmenter.to_tiff(path, Path(out_dir) / f"{path.stem}.tif", tiles)
-            log.info("%s: %d nuclei", path.name, count)
+                rows.append(segmenter.to_files(path, out_dir, outputs, pixel_size_um, tiles=tiles))
+            log.info("%s: %d nuclei", path.name, rows[-1]["nuclei"])
+    pd.DataFrame(rows).to_csv(Path(out_dir) / "summary.csv", index=False)
 
 
-def segment_folder(input_dir, out_dir, model_path, shard=(1, 1), threads=1, **options):
-    """Label every PNG/TIFF image in input_dir into out_dir/<stem>.tif; all or nothing.
+def segment_folder(input_dir, out_dir, model_path, shard=(1, 1), threads=1, outputs=DEFAULT_OUTPUTS, pixel_size_um=0, **options):
+    """Label every PNG/TIFF image in input_dir into out_dir/<stem>.<outputs> and summary.csv; all
+    or nothing. pixel_size_um: 0 = unknown (pixel units only).
 
     shard (k, n): only the k-th of every n images (sorted by name), so n jobs share a folder.
     """
     images = list_images(input_dir, "segment.input_dir")
     check_stems(images, input_dir)
+    check_outputs(outputs, "segment.outputs")
     k, n = shard
     segmenter = Segmenter(model_path, threads, **options)
     with staging_dir(out_dir) as tmp:
-        segment_images(segmenter, images[k - 1 :: n], tmp)
+        segment_images(segmenter, images[k - 1 :: n], tmp, outputs, pixel_size_um or None)
+
+
+def _link(src, dst):
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
 
 
 def gather_shards(shard_dirs, out_dir):
-    """Merge the shards' outputs into one folder (hard links where possible, else copies)."""
+    """Merge the shards' outputs into one folder (hard links where possible, else copies), their
+    summaries into one summary.csv."""
     with staging_dir(out_dir) as tmp:
+        summaries = []
         for shard in shard_dirs:
-            for path in sorted(Path(shard).glob("*.tif")):
-                try:
-                    os.link(path, tmp / path.name)
-                except OSError:
-                    shutil.copy2(path, tmp / path.name)
+            for path in sorted(Path(shard).iterdir()):
+                if path.name == "summary.csv":
+                    summaries.append(pd.read_csv(path))
+                elif path.is_dir():  # an OME-Zarr
+                    shutil.copytree(path, tmp / path.name, copy_function=_link)
+                else:
+                    _link(path, tmp / path.name)
+        pd.concat(summaries).sort_values("image").to_csv(tmp / "summary.csv", index=False)
     log.info("gathered %d label images from %d shards", len(list(Path(out_dir).glob("*.tif"))), len(shard_dirs))

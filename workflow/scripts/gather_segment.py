@@ -1,4 +1,4 @@
-"""Snakemake script: the segment shards' label TIFFs -> results/segment/<stem>.tif."""
+"""Snakemake script: the segment shards' outputs -> results/segment/ (one summary.csv)."""
 
 from nucleoflow.io import setup_logging
 from nucleoflow.segment import gather_shards

@@ -1,4 +1,4 @@
-"""Snakemake script: one shard ("k-of-n") of a folder of the user's images -> <stem>.tif labels."""
+"""Snakemake script: one shard ("k-of-n") of a folder of the user's images -> <stem>.<outputs>, summary.csv."""
 
 import dataclasses
 
@@ -13,5 +13,6 @@ segment_folder(
     snakemake.input.model,
     shard=tuple(int(n) for n in snakemake.wildcards.scatteritem.split("-of-")),
     threads=snakemake.threads,
+    outputs=snakemake.params.segment["outputs"],
     **dataclasses.asdict(Tiling.from_config(snakemake.params.predict, snakemake.params.segment)),
 )

@@ -1,0 +1,156 @@
+"""Label outputs in the formats other tools open: pyramidal OME-TIFF, OME-Zarr, QuPath GeoJSON,
+ImageJ ROIs; each written as the labels stream in, so memory stays bounded."""
+
+import json
+import math
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import roifile
+import tifffile
+
+TIFF_TILE = 256
+# Sub-resolutions halve the image until its larger side is at most this (QuPath and napari
+# then open even huge label images without reading the full resolution).
+PYRAMID_MIN = 1024
+
+
+def pyramid_strides(shape):
+    """Downsampling factors of the sub-resolutions of an image of `shape` (none for small ones)."""
+    n = max(0, math.ceil(math.log2(max(shape) / PYRAMID_MIN)))
+    return [2**k for k in range(1, n + 1)]
+
+
+def _tiles(rows):
+    for y in range(0, len(rows), TIFF_TILE):
+        for x in range(0, rows.shape[1], TIFF_TILE):
+            yield rows[y : y + TIFF_TILE, x : x + TIFF_TILE]
+
+
+def _ome_metadata(pixel_size_um):
+    if not pixel_size_um:
+        return {"axes": "YX"}
+    return {"axes": "YX", "PhysicalSizeX": pixel_size_um, "PhysicalSizeXUnit": "µm", "PhysicalSizeY": pixel_size_um, "PhysicalSizeYUnit": "µm"}
+
+
+def write_label_ome_tiff(path, bands, shape, pixel_size_um=None):
+    """Write (top, rows) bands of uint32 labels (tops multiples of TIFF_TILE) as a tiled OME-TIFF
+    with the pixel size and, for large images, nearest-neighbour sub-resolutions in SubIFDs.
+
+    tifffile writes the levels one after the other, so each sub-resolution is kept on disk beside
+    the output (1/3 of the labels' size in all) until its turn, never in memory.
+    """
+    path = Path(path)
+    strides = pyramid_strides(shape)
+    options = dict(dtype=np.uint32, tile=(TIFF_TILE, TIFF_TILE), compression="zlib")
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as scratch:
+        levels = [open(Path(scratch) / f"{s}.u32", "w+b") for s in strides]
+
+        def full_resolution():
+            for top, rows in bands:
+                for level, s in zip(levels, strides):
+                    rows[(-top) % s :: s, ::s].tofile(level)
+                yield from _tiles(rows)
+
+        def sub_resolution(level, level_shape):
+            level.seek(0)
+            for y in range(0, level_shape[0], TIFF_TILE):
+                count = min(TIFF_TILE, level_shape[0] - y) * level_shape[1]
+                yield from _tiles(np.fromfile(level, np.uint32, count).reshape(-1, level_shape[1]))
+
+        try:
+            with tifffile.TiffWriter(path, bigtiff=shape[0] * shape[1] * 4 > 2**31, ome=True) as tif:
+                tif.write(full_resolution(), shape=shape, subifds=len(strides), metadata=_ome_metadata(pixel_size_um), **options)
+                for level, s in zip(levels, strides):
+                    level_shape = (-(-shape[0] // s), -(-shape[1] // s))
+                    tif.write(sub_resolution(level, level_shape), shape=level_shape, subfiletype=1, **options)
+        finally:
+            for level in levels:
+                level.close()
+
+
+def write_ome_zarr(path, image, channel_names, labels_tiff, pixel_size_um=None, chunk=1024):
+    """An OME-Zarr image of `image` (a (C, H, W) dask array) with the label pyramid of
+    `labels_tiff` (write_label_ome_tiff's output) as its labels/nuclei multiscale group.
+
+    NGFF 0.4 (Zarr v2): the version napari-ome-zarr, Fiji (MoBIE, BigDataViewer) and QuPath's
+    Bio-Formats read; the image levels take the labels' strides so both overlay exactly.
+    """
+    import dask.array as da
+    import zarr
+    from ome_zarr.format import FormatV04
+    from ome_zarr.writer import write_multiscale, write_multiscale_labels
+
+    unit = {"unit": "micrometer"} if pixel_size_um else {}
+    size = pixel_size_um or 1.0
+    with tifffile.TiffFile(labels_tiff) as tif:
+        store = zarr.open(tif.series[0].aszarr(), mode="r")
+        levels = [store[str(k)] for k in range(len(tif.series[0].levels))] if isinstance(store, zarr.Group) else [store]
+        labels = [da.from_zarr(level, chunks=chunk) for level in levels]
+        strides = [1, *pyramid_strides(labels[0].shape)]
+        pixels = image.rechunk((1, chunk, chunk))
+        root = zarr.open_group(str(path), mode="w", zarr_format=2)
+        space = [{"name": "y", "type": "space", **unit}, {"name": "x", "type": "space", **unit}]
+        write_multiscale(
+            [pixels[:, ::s, ::s] for s in strides],
+            root,
+            fmt=FormatV04(),
+            axes=[{"name": "c", "type": "channel"}, *space],
+            coordinate_transformations=[[{"type": "scale", "scale": [1.0, size * s, size * s]}] for s in strides],
+            storage_options={"chunks": (1, chunk, chunk)},
+            name=Path(path).name.removesuffix(".ome.zarr"),
+        )
+        root.attrs["omero"] = {"channels": [{"label": name, "active": True} for name in channel_names], "version": "0.4"}
+        write_multiscale_labels(
+            labels,
+            root,
+            "nuclei",
+            fmt=FormatV04(),
+            axes=space,
+            coordinate_transformations=[[{"type": "scale", "scale": [size * s, size * s]}] for s in strides],
+            storage_options={"chunks": (chunk, chunk)},
+        )
+
+
+class GeoJsonWriter:
+    """A FeatureCollection of QuPath detections, one feature written per nucleus as it comes
+    (json.dump of a whole collection would hold every polygon of a slide in memory)."""
+
+    def __init__(self, path):
+        self.file = open(path, "w")
+        self.file.write('{"type": "FeatureCollection", "features": [\n')
+        self.first = True
+
+    def add(self, label, polygons, measurements):
+        rings = [[[[float(x), float(y)] for x, y in ring] for ring in polygon] for polygon in polygons]
+        geometry = {"type": "Polygon", "coordinates": rings[0]} if len(rings) == 1 else {"type": "MultiPolygon", "coordinates": rings}
+        feature = {
+            "type": "Feature",
+            "geometry": geometry,
+            "properties": {"objectType": "detection", "name": str(label), "label": int(label), "measurements": measurements},
+        }
+        self.file.write(("" if self.first else ",\n") + json.dumps(feature))
+        self.first = False
+
+    def close(self):
+        self.file.write("\n]}\n")
+        self.file.close()
+
+
+class RoiZipWriter:
+    """ImageJ/Fiji ROIs (RoiManager zip), one traced polygon per nucleus named by its label,
+    encoded by roifile and added to the zip as they come (roifile.roiwrite takes them all at once)."""
+
+    def __init__(self, path):
+        self.zip = zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED)
+
+    def add(self, label, polygons):
+        exterior = max(polygons, key=lambda polygon: len(polygon[0]))[0]  # an ImageJ polygon has one ring
+        roi = roifile.ImagejRoi.frompoints(np.asarray(exterior[:-1]), name=str(label))
+        roi.roitype = roifile.ROI_TYPE.TRACED  # as ImageJ's wand traces pixel edges
+        self.zip.writestr(f"{label}.roi", roi.tobytes())
+
+    def close(self):
+        self.zip.close()
