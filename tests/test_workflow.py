@@ -102,6 +102,16 @@ def test_thresholds_are_tuned_on_validation_and_packaged(smoke):
     assert (results / "package" / "model.onnx").stat().st_size > 100_000
 
 
+def test_package_writes_a_bioimageio_model_that_passes_its_test(smoke):
+    from bioimageio.core import test_model
+
+    work, _ = smoke
+    package = work / "results" / "package" / "bioimageio"
+    summary = test_model(package / "rdf.yaml")
+    assert summary.status == "passed", summary.format()
+    assert "## Validation" in (package / "README.md").read_text()  # the model card, with its test scores
+
+
 def test_html_report(smoke):
     work, args = smoke
     snakemake(work, *args, "--report", "report.html")

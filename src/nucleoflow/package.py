@@ -1,11 +1,13 @@
-"""A trained model packaged for users: weights with tuned thresholds and a model card, plus ONNX."""
+"""A trained model packaged for users: weights with tuned thresholds and a model card, plus ONNX
+and a BioImage.IO package."""
 
 from pathlib import Path
 
 import pandas as pd
 
+from .bioimage import write_package
 from .engine import export_onnx
-from .io import atomic_path
+from .io import atomic_path, load_hwc
 from .model import load_model, save_model
 
 
@@ -18,8 +20,19 @@ def _metrics(summary):
     }
 
 
-def package_model(model_path, thresholds, summary_path, out_dir, data, predict):
-    """Write out_dir/{model.pt, model.json, model.onnx}; the card records how the model was made and scored.
+def sample_image(data_dir, side=128):
+    """The first fluorescence test image (else the first image) of a built dataset, cropped to at
+    most side x side with sides multiples of 16: the BioImage.IO package's test input."""
+    manifest = pd.read_csv(Path(data_dir) / "manifest.csv")
+    preferred = manifest[(manifest["split"] == "test") & (manifest["modality"] == "fluorescence")]
+    row = (preferred if len(preferred) else manifest).iloc[0]
+    image = load_hwc(Path(data_dir) / row["image"])
+    return image[: min(side, image.shape[0] // 16 * 16), : min(side, image.shape[1] // 16 * 16)]
+
+
+def package_model(model_path, thresholds, summary_path, out_dir, data, predict, data_dir):
+    """Write out_dir/{model.pt, model.json, model.onnx, bioimageio/}; the card records how the
+    model was made and scored; bioimageio/ is its BioImage.IO package, tested on an image of data_dir.
 
     thresholds: the options.ThresholdSet the metrics were measured with; the card keeps them
     with the split they were tuned on (postprocess_tuned_on; null: given in the config, not tuned).
@@ -38,4 +51,5 @@ def package_model(model_path, thresholds, summary_path, out_dir, data, predict):
     save_model(model, out_dir / "model.pt", **card)
     with atomic_path(out_dir / "model.onnx") as tmp:
         export_onnx(model, str(tmp))
+    write_package(out_dir / "model.pt", sample_image(data_dir), out_dir / "bioimageio", name="nucleoflow U-Net (trained by the workflow)")
     return card

@@ -115,6 +115,7 @@ rule package:
         model="results/package/model.pt",
         card="results/package/model.json",
         onnx="results/package/model.onnx",
+        bioimageio=directory("results/package/bioimageio"),
     log:
         "results/logs/package.log",
     conda:

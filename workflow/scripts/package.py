@@ -1,4 +1,4 @@
-"""Snakemake script: the trained model + tuned thresholds + model card + ONNX export."""
+"""Snakemake script: the trained model + tuned thresholds + model card + ONNX export + BioImage.IO package."""
 
 import hashlib
 from pathlib import Path
@@ -26,4 +26,5 @@ package_model(
     Path(snakemake.output.model).parent,
     data,
     snakemake.params.predict,
+    snakemake.input.data,
 )
