@@ -45,7 +45,8 @@ def test_segment_labels_folders_and_files_like_the_library(crops):
     result = cli("segment", "folder", *(str(p.relative_to(crops)) for p in loose), "-o", "out", "--no-tta", "--threads", "2", cwd=crops)
     assert result.returncode == 0, result.stderr
     inputs = sorted((crops / "folder").iterdir()) + loose
-    assert sorted(p.name for p in (crops / "out").iterdir()) == sorted(f"{p.stem}.tif" for p in inputs)
+    written = sorted(p.name for p in (crops / "out").iterdir())
+    assert written == sorted([f"{p.stem}{suffix}" for p in inputs for suffix in (".tif", ".csv")] + ["summary.csv"])  # segment.outputs' defaults
     assert "images: 100%" in result.stderr and "5/5" in result.stderr  # the progress bar, with its rate
     segmenter = Segmenter("dsb2018_unet", threads=2, tta=False)
     for path in inputs:

@@ -1,11 +1,9 @@
-"""A trained model packaged for users: weights with tuned thresholds and a model card, plus ONNX
-and a BioImage.IO package."""
+"""A trained model packaged for users: weights with tuned thresholds and a model card, plus ONNX."""
 
 from pathlib import Path
 
 import pandas as pd
 
-from .bioimage import write_package
 from .engine import export_onnx
 from .io import atomic_path, load_hwc
 from .model import load_model, save_model
@@ -30,9 +28,8 @@ def sample_image(data_dir, side=128):
     return image[: min(side, image.shape[0] // 16 * 16), : min(side, image.shape[1] // 16 * 16)]
 
 
-def package_model(model_path, thresholds, summary_path, out_dir, data, predict, data_dir):
-    """Write out_dir/{model.pt, model.json, model.onnx, bioimageio/}; the card records how the
-    model was made and scored; bioimageio/ is its BioImage.IO package, tested on an image of data_dir.
+def package_model(model_path, thresholds, summary_path, out_dir, data, predict):
+    """Write out_dir/{model.pt, model.json, model.onnx}; the card records how the model was made and scored.
 
     thresholds: the options.ThresholdSet the metrics were measured with; the card keeps them
     with the split they were tuned on (postprocess_tuned_on; null: given in the config, not tuned).
@@ -51,5 +48,4 @@ def package_model(model_path, thresholds, summary_path, out_dir, data, predict, 
     save_model(model, out_dir / "model.pt", **card)
     with atomic_path(out_dir / "model.onnx") as tmp:
         export_onnx(model, str(tmp))
-    write_package(out_dir / "model.pt", sample_image(data_dir), out_dir / "bioimageio", name="nucleoflow U-Net (trained by the workflow)")
     return card

@@ -5,9 +5,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from nucleoflow.bioimage import write_package
 from nucleoflow.io import setup_logging
 from nucleoflow.options import ThresholdSet
-from nucleoflow.package import package_model
+from nucleoflow.package import package_model, sample_image
 
 setup_logging(snakemake.log[0])
 archive = Path(snakemake.input.archive)
@@ -26,5 +27,10 @@ package_model(
     Path(snakemake.output.model).parent,
     data,
     snakemake.params.predict,
-    snakemake.input.data,
+)
+write_package(
+    snakemake.output.model,
+    sample_image(snakemake.input.data),
+    snakemake.output.bioimageio,
+    name="nucleoflow U-Net (trained by the workflow)",
 )
