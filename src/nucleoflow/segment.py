@@ -17,6 +17,7 @@ from .io import IMAGE_SUFFIXES, staging_dir
 from .options import ThresholdSet, split_options
 from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES, NucleusOutputs, channel_planes
 from .progress import LOG_INTERVAL_S, progress
+from .scale import labels_to_shape, median_diameter, rescale_factor, zoom
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ class Segmenter:
     bounded for images of any size.
     """
 
-    def __init__(self, model_path, threads=1, **options):
+    def __init__(self, model_path, threads=1, diameter=0, **options):
         self.tiling, overrides = split_options(options)
         self.engine = load_engine(model_path, self.tiling.engine, threads)
         self.model = str(model_path)
@@ -44,6 +45,9 @@ class Segmenter:
         card = self.metadata.get("postprocess")
         tuned = ThresholdSet.from_json(card, self.metadata.get("postprocess_tuned_on")) if card else ThresholdSet()
         self.thresholds = tuned.with_overrides(**overrides)
+        # Nucleus diameter in px (0: estimated by a first pass) and the sizes the model knows.
+        self.diameter = diameter
+        self.sizes = self.metadata.get("nucleus_diameter_px")
 
     def thresholds_for(self, source):
         """The postprocess thresholds for one image (a RegionSource): those of its modality."""
@@ -52,7 +56,16 @@ class Segmenter:
     def __call__(self, image, name="image", tiles=None):
         """tiles: a tqdm bar (or None) that counts the network's tiles."""
         source = RegionSource(image, name)
-        return label_image(source, self.engine, self.tiling, self.thresholds_for(source), tiles)
+        thresholds = self.thresholds_for(source)
+        labels = None if self.diameter else label_image(source, self.engine, self.tiling, thresholds, tiles)
+        diameter = self.diameter or median_diameter(labels)
+        factor = rescale_factor(diameter, self.sizes, given=bool(self.diameter))
+        if factor == 1.0:
+            return labels if labels is not None else label_image(source, self.engine, self.tiling, thresholds, tiles)
+        height, width = source.height, source.width
+        log.info("%s: nuclei %.1f px across, outside the sizes the model was trained on; labelled at %.2fx zoom", name, diameter, factor)
+        zoomed = RegionSource(zoom(source.read(0, height, 0, width), factor), name)
+        return labels_to_shape(label_image(zoomed, self.engine, self.tiling, thresholds, tiles), (height, width))
 
     def to_tiff(self, image_path, out_path, tiles=None, pixel_size_um=None):
         """Label an image file of any size into an OME-TIFF, reading and writing it block by block;
