@@ -8,8 +8,12 @@ from scipy import ndimage as ndi
 from synthetic import discs
 
 from nucleoflow.metrics import image_scores
+from nucleoflow.options import Thresholds
 from nucleoflow.postprocess import instances
 from nucleoflow.targets import BACKGROUND, BORDER, INTERIOR, N_CLASSES, make_targets, touching_targets
+
+# A perfect network's output needs no margins: keep every seed and nucleus.
+PERFECT = Thresholds(seed_threshold=0.5, foreground_threshold=0.5, min_seed_area=1, min_area=1)
 
 
 def one_hot(target):
@@ -41,7 +45,7 @@ def perfect_output_dsb(archive, kind):
     scores = []
     for name in (n for n in archive.namelist() if n.startswith("labels/")):
         labels = tifffile.imread(io.BytesIO(archive.read(name))).astype(np.uint32)
-        pred = instances(one_hot(make_targets(labels, kind)), seed_threshold=0.5, foreground_threshold=0.5, min_seed_area=1, min_area=1)
+        pred = instances(one_hot(make_targets(labels, kind)), PERFECT)
         scores.append(image_scores(labels, pred)["dsb"])
     return np.mean(scores)
 
