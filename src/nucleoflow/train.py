@@ -18,6 +18,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 
+from .augment import Augmentation, colour_jitter, crop_window, zoom_to
 from .device import autocast, pick_device, prepare
 from .errors import InputError
 from .io import atomic_path, load_hwc, setup_logging
@@ -26,9 +27,10 @@ from .model import UNet, load_model, save_model
 from .normalize import normalize
 from .postprocess import instances
 from .shipped import model_path
-from .targets import N_CLASSES, instance_targets
+from .targets import N_CLASSES, make_targets
 
 log = logging.getLogger(__name__)
+NO_AUGMENTATION = Augmentation.from_config(None)
 
 
 @dataclass
@@ -40,12 +42,13 @@ class Example:
     labels: np.ndarray  # instance ids (H, W)
 
 
-def load_split(data_dir, manifest, split):
+def load_split(data_dir, manifest, split, targets="inner_boundary"):
+    """The images of one split, normalised, with their `targets` kind (targets.KINDS)."""
     examples = []
     for row in manifest[manifest["split"] == split].itertuples():
         labels = tifffile.imread(Path(data_dir) / row.labels)
         image = normalize(load_hwc(Path(data_dir) / row.image))
-        examples.append(Example(row.id, row.modality, image, instance_targets(labels), labels))
+        examples.append(Example(row.id, row.modality, image, make_targets(labels, targets), labels))
     return examples
 
 
@@ -58,18 +61,23 @@ def _pad_to(array, size):
     return np.pad(array, widths, mode="symmetric")
 
 
-def random_crop(example, size, rng):
-    image, target = _pad_to(example.image, size), _pad_to(example.target, size)
-    y = rng.integers(0, image.shape[1] - size + 1)
-    x = rng.integers(0, image.shape[2] - size + 1)
-    return image[:, y : y + size, x : x + size], target[y : y + size, x : x + size]
+def random_crop(example, size, rng, aug=NO_AUGMENTATION):
+    """A random window that becomes a size x size crop: larger or smaller than that when zoom
+    augmentation draws another scale (make_batch resizes it on the device)."""
+    height, width = crop_window(size, aug.zoom, aug.aspect, rng)
+    image, target = _pad_to(_pad_to(example.image, height), width), _pad_to(_pad_to(example.target, height), width)
+    y = rng.integers(0, image.shape[1] - height + 1)
+    x = rng.integers(0, image.shape[2] - width + 1)
+    return image[:, y : y + height, x : x + width], target[y : y + height, x : x + width]
 
 
-def augment(images, targets, rng):
-    """Per-crop dihedral transform, channel shuffle (stain colour), contrast/brightness/gamma jitter.
+def augment(images, targets, rng, colour=(), aug=NO_AUGMENTATION):
+    """Per-crop colour jitter (augment.py), dihedral transform, channel shuffle (stain colour),
+    contrast/brightness/gamma jitter; colour: per crop, whether it comes from a colour image.
 
     Runs on the training device: on a GPU the Python loop here is the step's only CPU work.
     """
+    images = colour_jitter(images, colour or [False] * len(images), aug, rng)
     out_images, out_targets = [], []
     for image, target in zip(images, targets):
         k, flip = int(rng.integers(4)), bool(rng.integers(2))
@@ -87,18 +95,18 @@ def augment(images, targets, rng):
     return images.contiguous(memory_format=torch.channels_last), torch.stack(out_targets)
 
 
-def make_batch(examples, picks, size, rng, device):
-    """Random crops of the picked examples, moved to the device and augmented there."""
-    crops = [random_crop(examples[i], size, rng) for i in picks]
-    images = torch.from_numpy(np.stack([c[0] for c in crops])).to(device)
-    targets = torch.from_numpy(np.stack([c[1] for c in crops]).astype(np.int64)).to(device)
-    return augment(images, targets, rng)
+def make_batch(examples, picks, size, rng, device, aug=NO_AUGMENTATION):
+    """Random crops of the picked examples, moved to the device, zoomed and augmented there."""
+    crops = [random_crop(examples[i], size, rng, aug) for i in picks]
+    pairs = [zoom_to(torch.from_numpy(image).to(device), torch.from_numpy(target.astype(np.int64)).to(device), size) for image, target in crops]
+    images, targets = torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+    return augment(images, targets, rng, [examples[i].modality == "histology" for i in picks], aug)
 
 
-def train_step(net, optimizer, images, targets, device):
+def train_step(net, optimizer, images, targets, device, border_weight=1.0):
     with autocast(device):
         logits = net(images)
-    loss = loss_fn(logits.float(), targets)
+    loss = loss_fn(logits.float(), targets, border_weight)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     optimizer.step()
@@ -138,9 +146,11 @@ def _synchronize(device):
         torch.cuda.synchronize(device)
 
 
-def loss_fn(logits, target):
-    """Cross-entropy plus soft Dice over the interior and border classes."""
-    ce = F.cross_entropy(logits, target)
+def loss_fn(logits, target, border_weight=1.0):
+    """Cross-entropy (its border class weighted by border_weight, as the U-Net paper and the
+    DSB2018 winners weight the pixels between nuclei) plus soft Dice over interior and border."""
+    weight = torch.tensor([1.0, 1.0, border_weight], device=logits.device) if border_weight != 1.0 else None
+    ce = F.cross_entropy(logits, target, weight=weight)
     probs = torch.softmax(logits, dim=1)
     onehot = F.one_hot(target, N_CLASSES).permute(0, 3, 1, 2).float()
     dims = (0, 2, 3)
@@ -288,8 +298,9 @@ def _train_process(data_dir, model_path, history_path, checkpoint_path, model_cf
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     lead = rank == 0
     manifest = pd.read_csv(Path(data_dir) / "manifest.csv")
-    train_set = load_split(data_dir, manifest, "train")
-    val_set = load_split(data_dir, manifest, "val") if lead else []
+    kind, aug = train_cfg.get("targets", "inner_boundary"), Augmentation.from_config(train_cfg.get("augment"))
+    train_set = load_split(data_dir, manifest, "train", kind)
+    val_set = load_split(data_dir, manifest, "val", kind) if lead else []
     if not train_set or (lead and not val_set):
         raise ValueError(f"need train and val images, got {len(train_set)} and {len(val_set)}; use more images")
     if lead:
@@ -329,7 +340,8 @@ def _train_process(data_dir, model_path, history_path, checkpoint_path, model_cf
                 group["lr"] = lr
             picks = rng.choice(len(train_set), size=local_batch, p=weights)
             # Summed on the device: a .item() per step would stall the GPU queue.
-            running += train_step(net, optimizer, *make_batch(train_set, picks, size, rng, device), device).detach()
+            batch = make_batch(train_set, picks, size, rng, device, aug)
+            running += train_step(net, optimizer, *batch, device, train_cfg.get("border_weight", 1.0)).detach()
         if lead:
             best = _end_epoch(
                 model,
