@@ -66,3 +66,20 @@ def test_robust_recipe_trains_on_real_crops(data_dir, tmp_path):
     history = train(data_dir, tmp_path / "model.pt", tmp_path / "history.csv", tmp_path / "checkpoint.pt", MODEL, cfg)
     assert len(history) == 2 and np.isfinite(history["train_loss"]).all()
     assert (tmp_path / "model.pt").exists()
+
+
+def test_device_resident_batches_equal_host_batches(data_dir):
+    """On a GPU the training images stay on the device, pre-padded: the same draws give the
+    same crops as the host (numpy) path, with and without zoom."""
+    import pandas as pd
+
+    from nucleoflow.train import resident
+
+    examples = load_split(data_dir, pd.read_csv(data_dir / "manifest.csv"), "train", "touching")
+    picks = np.arange(len(examples)).repeat(3)
+    for aug in (Augmentation.from_config(None), Augmentation.from_config(ROBUST)):
+        on_device = resident(examples, torch.device("cpu"), 128, aug)
+        host = make_batch(examples, picks, 128, np.random.default_rng(5), torch.device("cpu"), aug)
+        device = make_batch(on_device, picks, 128, np.random.default_rng(5), torch.device("cpu"), aug)
+        torch.testing.assert_close(device[0], host[0])
+        assert torch.equal(device[1], host[1])
