@@ -1,5 +1,6 @@
 """Training loop: random crops with dihedral and intensity augmentation, CE + soft Dice."""
 
+import dataclasses
 import hashlib
 import json
 import logging
@@ -7,7 +8,6 @@ import math
 import os
 import signal
 import time
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
