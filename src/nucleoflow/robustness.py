@@ -1,0 +1,83 @@
+"""Images as another microscope or lab would give them: rescaled, stain-jittered; and the scores
+of a segmenter on them beside the unchanged images. Used by benchmarks/robustness.py and by the
+candidate comparison (models/train_candidates.py), always on validation images.
+"""
+
+import numpy as np
+import pandas as pd
+from skimage.color import hed2rgb, rgb2hed
+
+from .dataset import Archive, find_samples, load_labels
+from .metrics import image_scores
+from .scale import labels_to_shape, zoom
+
+SCALES = (0.5, 0.75, 1.5, 2.0)
+# Issue 12's target: every variant within this much DSB of the unchanged images.
+TARGET = 0.03
+
+
+def rescaled(image, labels, factor):
+    """Image and labels as if the microscope magnified `factor` times more."""
+    out = zoom(image, factor)
+    return out, labels_to_shape(labels, out.shape[:2])
+
+
+def stain_jittered(image, rng):
+    """An RGB image with its haematoxylin, eosin and DAB amounts rescaled (0.6-1.4) and shifted,
+    as another lab's staining would give (the HED jitter of Tellez et al. 2018)."""
+    hed = rgb2hed(image[..., :3])
+    rgb = hed2rgb(hed * rng.uniform(0.6, 1.4, 3) + rng.uniform(-0.03, 0.03, 3))
+    return (rgb.clip(0, 1) * 255).round().astype(np.uint8)
+
+
+def archive_examples(path, modality="histology"):
+    """(id, modality, image, labels) of every image of an images/ + labels/ archive (e.g. MoNuSeg)."""
+    archive = Archive(path)
+    examples = []
+    for sample in find_samples(archive):
+        image = archive.image(sample.image)
+        examples.append((sample.id, modality, image, load_labels(archive, sample, image.shape[:2])))
+    return examples
+
+
+def variants(examples, scales=SCALES, extra=None, seed=0):
+    """(variant name, the name of the unchanged variant it is compared with, examples)."""
+    yield "unchanged", "unchanged", examples
+    for factor in scales:
+        yield f"scale x{factor:g}", "unchanged", [(i, m, *rescaled(img, lab, factor)) for i, m, img, lab in examples]
+    colour = [e for e in examples if e[2].shape[-1] == 3]
+    if colour:
+        rng = np.random.default_rng(seed)
+        yield "colour, unchanged", "colour, unchanged", colour
+        yield "colour, stain-jittered", "colour, unchanged", [(i, m, stain_jittered(img, rng), lab) for i, m, img, lab in colour]
+    for name, more in (extra or {}).items():
+        yield name, None, more
+
+
+def score(segment, examples):
+    """DSB (mean over images), AP@0.5 pooled over images and the found/true nucleus count ratio."""
+    frame = pd.DataFrame([image_scores(truth, segment(image)) for _, _, image, truth in examples])
+    pooled = frame[["tp_0.50", "fp_0.50", "fn_0.50"]].sum()
+    return {
+        "images": len(frame),
+        "DSB": frame["dsb"].mean(),
+        "AP@0.5 pooled": pooled["tp_0.50"] / max(1, pooled.sum()),
+        "count ratio": frame["n_pred"].sum() / max(1, frame["n_true"].sum()),
+    }
+
+
+def robustness_table(segment, examples, scales=SCALES, extra=None):
+    """One row per variant: its scores and its DSB difference to the unchanged images."""
+    rows, reference = [], {}
+    for name, base, subset in variants(examples, scales, extra):
+        row = {"variant": name, **score(segment, subset)}
+        if name == base:
+            reference[name] = row["DSB"]
+        row["DSB - unchanged"] = row["DSB"] - reference[base] if base else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def worst_variant(table):
+    """The row of the variant furthest below its unchanged images."""
+    return table.dropna(subset=["DSB - unchanged"]).sort_values("DSB - unchanged").iloc[0]
