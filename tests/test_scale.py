@@ -53,3 +53,25 @@ def test_small_nuclei_are_labelled_at_the_models_scale(crops_zip):
     scores = {name: image_scores(small_truth, seg(small))["dsb"] for name, seg in [("plain", plain), ("aware", aware), ("given", given)]}
     assert scores["aware"] > scores["plain"] + 0.1, scores
     assert scores["given"] > scores["plain"] + 0.1, scores
+
+
+def test_image_files_get_the_same_zoom_and_measurements(crops_zip, tmp_path, caplog):
+    """segment's file path (to_files) zooms a small-nucleus image as the array path does, and
+    measures the labels mapped back to the original pixels."""
+    import pandas as pd
+
+    with zipfile.ZipFile(crops_zip) as archive:
+        image, _ = crop(archive, "29dd28df98ee51b4")
+    small = zoom(image[..., None], 1 / 3)[..., 0]
+    Image.fromarray(small).save(tmp_path / "small.png")
+    segmenter = Segmenter(model_path("dsb2018_unet"))
+    segmenter.sizes = SIZES
+    expected = segmenter(small)
+    with caplog.at_level("INFO", logger="nucleoflow.segment"):
+        row = segmenter.to_files(tmp_path / "small.png", tmp_path / "out", ["labels", "measurements"])
+    assert "zoom" in caplog.text
+    labels = tifffile.imread(tmp_path / "out" / "small.tif")
+    assert labels.shape == small.shape and np.array_equal(labels, expected)
+    table = pd.read_csv(tmp_path / "out" / "small.csv")
+    assert row["nuclei"] == len(table) == labels.max() > 20
+    assert (table["area"].to_numpy() == np.bincount(labels.ravel())[1:]).all()

@@ -69,6 +69,15 @@ def _add_segment(commands):
         choices=("auto", "openvino", "onnx", "torch", "eager"),
         help=f"inference engine (default: {tiling.engine}: the fastest installed)",
     )
+    model.add_argument(
+        "-d",
+        "--diameter",
+        type=float,
+        default=0.0,
+        metavar="PX",
+        help="typical nucleus diameter in pixels: images are zoomed so their nuclei match the model's training sizes "
+        "(default: 0, estimated by a first pass; images within the training sizes are labelled as they are)",
+    )
     model.add_argument("--threads", type=int, default=_threads(), metavar="N", help="CPU threads for inference (default: the CPUs this process may use)")
     tiles = parser.add_argument_group("tiling (memory and speed; the defaults suit any image size)")
     tiles.add_argument("--tile", type=int, default=tiling.tile, metavar="PX", help=f"sliding-window side in pixels (default: {tiling.tile})")
@@ -129,7 +138,7 @@ def _segment(args):
     images = _inputs(args.inputs)
     tiling = {f.name: getattr(args, f.name) for f in dataclasses.fields(Tiling)}
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Thresholds) if getattr(args, f.name) is not None}
-    segmenter = Segmenter(model_path(args.model), args.threads, **tiling, **overrides)
+    segmenter = Segmenter(model_path(args.model), args.threads, args.diameter, **tiling, **overrides)
     args.output.mkdir(parents=True, exist_ok=True)
     segment_images(segmenter, images, args.output)
     log.info("wrote %d label images to %s", len(images), args.output)

@@ -28,11 +28,13 @@ def sample_image(data_dir, side=128):
     return image[: min(side, image.shape[0] // 16 * 16), : min(side, image.shape[1] // 16 * 16)]
 
 
-def package_model(model_path, thresholds, summary_path, out_dir, data, predict):
+def package_model(model_path, thresholds, summary_path, out_dir, data, predict, sizes=None):
     """Write out_dir/{model.pt, model.json, model.onnx}; the card records how the model was made and scored.
 
     thresholds: the options.ThresholdSet the metrics were measured with; the card keeps them
     with the split they were tuned on (postprocess_tuned_on; null: given in the config, not tuned).
+    sizes: the training nucleus-size distribution (scale.training_sizes), which the size-aware
+    inference zooms images to.
     """
     model, metadata = load_model(model_path, "cpu")
     card = {
@@ -42,6 +44,7 @@ def package_model(model_path, thresholds, summary_path, out_dir, data, predict):
         "postprocess_tuned_on": thresholds.tuned_on,
         "predict": predict,
         "metrics": _metrics(pd.read_csv(summary_path)),
+        **({"nucleus_diameter_px": sizes} if sizes else {}),
     }
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,11 @@ mapped back to the original pixel grid. The diameter comes from the user (they k
 magnification) or from a first pass at the original scale.
 """
 
+from pathlib import Path
+
 import numpy as np
+import pandas as pd
+import tifffile
 from skimage.segmentation import relabel_sequential
 from skimage.transform import rescale, resize
 
@@ -34,6 +38,13 @@ def size_distribution(label_images):
     medians = [d for d in (median_diameter(labels) for labels in label_images) if d is not None]
     points = {"p5": 5, "p10": 10, "median": 50, "p90": 90, "p95": 95}
     return {name: round(float(np.percentile(medians, q)), 1) for name, q in points.items()} | {"images": len(medians)}
+
+
+def training_sizes(data_dir):
+    """size_distribution of the training split of a dataset built by the preprocess rule."""
+    manifest = pd.read_csv(Path(data_dir) / "manifest.csv")
+    rows = manifest[manifest["split"] == "train"]
+    return size_distribution(tifffile.imread(Path(data_dir) / path) for path in rows["labels"])
 
 
 def rescale_factor(diameter, sizes, given=False):

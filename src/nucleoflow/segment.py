@@ -20,6 +20,9 @@ from .progress import LOG_INTERVAL_S, progress
 from .scale import labels_to_shape, median_diameter, rescale_factor, zoom
 
 log = logging.getLogger(__name__)
+# Images up to this many pixels (a 4096 px square) may be labelled at another zoom, held whole;
+# larger ones stream block by block at their own scale.
+ZOOM_MAX_PIXELS = 4096 * 4096
 
 
 class Segmenter:
@@ -56,16 +59,32 @@ class Segmenter:
     def __call__(self, image, name="image", tiles=None):
         """tiles: a tqdm bar (or None) that counts the network's tiles."""
         source = RegionSource(image, name)
-        thresholds = self.thresholds_for(source)
+        return self._labels_at_scale(source, self.thresholds_for(source), tiles)
+
+    def _labels_at_scale(self, source, thresholds, tiles):
+        """Whole labels of an in-memory-sized source, labelled at the zoom its nucleus size asks
+        for (scale.py) and mapped back to its pixel grid."""
         labels = None if self.diameter else label_image(source, self.engine, self.tiling, thresholds, tiles)
         diameter = self.diameter or median_diameter(labels)
         factor = rescale_factor(diameter, self.sizes, given=bool(self.diameter))
         if factor == 1.0:
             return labels if labels is not None else label_image(source, self.engine, self.tiling, thresholds, tiles)
         height, width = source.height, source.width
-        log.info("%s: nuclei %.1f px across, outside the sizes the model was trained on; labelled at %.2fx zoom", name, diameter, factor)
-        zoomed = RegionSource(zoom(source.read(0, height, 0, width), factor), name)
+        log.info("%s: nuclei %.1f px across, outside the sizes the model was trained on; labelled at %.2fx zoom", source.name, diameter, factor)
+        zoomed = RegionSource(zoom(source.read(0, height, 0, width), factor), source.name)
         return labels_to_shape(label_image(zoomed, self.engine, self.tiling, thresholds, tiles), (height, width))
+
+    def _scaled(self, source):
+        """Whether an image file goes through the size-aware path: a model card with training
+        sizes or a given diameter, and an image small enough to hold whole (ZOOM_MAX_PIXELS)."""
+        if not (self.diameter or self.sizes):
+            return False
+        if source.height * source.width <= ZOOM_MAX_PIXELS:
+            return True
+        if self.diameter:
+            size = f"{source.height}x{source.width} px"
+            log.warning("%s: %s, above what the size-aware path holds; labelled at its own scale (diameter ignored)", source.name, size)
+        return False
 
     def to_tiff(self, image_path, out_path, tiles=None, pixel_size_um=None):
         """Label an image file of any size into an OME-TIFF, reading and writing it block by block;
@@ -89,7 +108,13 @@ class Segmenter:
                 planes = channel_planes(source)
                 nuclei = NucleusOutputs(paths, planes, channel_names, pixel_size_um)
                 try:
-                    bands = label_bands(source, self.engine, self.tiling, thresholds, tiles, on_block=nuclei.on_block)
+                    if self._scaled(source):
+                        whole = self._labels_at_scale(source, thresholds, tiles)
+                        if whole.any():
+                            nuclei.on_block(whole, (0, 0))
+                        bands = iter([(0, whole)])
+                    else:
+                        bands = label_bands(source, self.engine, self.tiling, thresholds, tiles, on_block=nuclei.on_block)
                     write_label_ome_tiff(labels, bands, (source.height, source.width), pixel_size_um)
                 finally:
                     nuclei.close()

@@ -110,7 +110,7 @@ rule package:
         summary="results/metrics/summary.csv",
         data="results/data",
         archive=data_source,
-        lib=lib("package", "io", "options", "bioimage"),
+        lib=lib("package", "io", "options", "bioimage", "scale"),
     output:
         model="results/package/model.pt",
         card="results/package/model.json",

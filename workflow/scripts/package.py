@@ -9,6 +9,7 @@ from nucleoflow.bioimage import write_package
 from nucleoflow.io import setup_logging
 from nucleoflow.options import ThresholdSet
 from nucleoflow.package import package_model, sample_image
+from nucleoflow.scale import training_sizes
 
 setup_logging(snakemake.log[0])
 archive = Path(snakemake.input.archive)
@@ -27,6 +28,7 @@ package_model(
     Path(snakemake.output.model).parent,
     data,
     snakemake.params.predict,
+    training_sizes(snakemake.input.data),
 )
 write_package(
     snakemake.output.model,

@@ -14,5 +14,6 @@ segment_folder(
     shard=tuple(int(n) for n in snakemake.wildcards.scatteritem.split("-of-")),
     threads=snakemake.threads,
     outputs=snakemake.params.segment["outputs"],
+    diameter=snakemake.params.segment["diameter"],
     **dataclasses.asdict(Tiling.from_config(snakemake.params.predict, snakemake.params.segment)),
 )
