@@ -2,22 +2,28 @@
 
 from pathlib import Path
 
-import matplotlib
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
+from .io import atomic_path
 
-from .io import atomic_path  # noqa: E402
+
+def new_figure(**kwargs):
+    """A Figure drawn by Agg, without pyplot: no global backend switch and no figure registry
+    in the caller's process (matplotlib.use would change both)."""
+    fig = Figure(**kwargs)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def save_figure(fig, path):
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format=Path(path).suffix[1:], dpi=110, bbox_inches="tight")
-    plt.close(fig)
 
 
 def plot_history(history, path):
-    fig, (ax_loss, ax_score) = plt.subplots(1, 2, figsize=(10, 4))
+    fig = new_figure(figsize=(10, 4))
+    ax_loss, ax_score = fig.subplots(1, 2)
     ax_loss.plot(history["epoch"], history["train_loss"], marker="o", label="train")
     ax_loss.plot(history["epoch"], history["val_loss"], marker="o", label="validation")
     ax_loss.set(xlabel="epoch", ylabel="loss (CE + soft Dice)", title="Loss")

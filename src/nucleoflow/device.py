@@ -22,5 +22,17 @@ def autocast(device):
     return contextlib.nullcontext()
 
 
+@contextlib.contextmanager
+def torch_threads(threads):
+    """Run a block with `threads` torch intra-op threads, then give the caller back its own
+    setting (a library must not leave a process-wide setting changed)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def prepare(model, device):
     return model.to(device).to(memory_format=torch.channels_last)

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
-from .device import autocast, pick_device
+from .device import autocast, pick_device, torch_threads
 from .model import load_model
 
 log = logging.getLogger(__name__)
@@ -78,9 +78,9 @@ class Engine:
 
 
 class TorchEngine(Engine):
-    def __init__(self, model, metadata, device, fold=True):
+    def __init__(self, model, metadata, device, fold=True, threads=1):
         super().__init__(model, metadata, "torch" if fold else "eager")
-        self.device = device
+        self.device, self.threads = device, threads
         self.net = _Probabilities(fold_batchnorm(model) if fold else model).eval()
         self.memory_format = torch.channels_last if fold else torch.contiguous_format
         self.net.to(memory_format=self.memory_format)
@@ -88,7 +88,7 @@ class TorchEngine(Engine):
     @torch.no_grad()
     def __call__(self, batch):
         inputs = torch.from_numpy(np.ascontiguousarray(batch)).to(self.device).contiguous(memory_format=self.memory_format)
-        with autocast(self.device):
+        with torch_threads(self.threads), autocast(self.device):
             probs = self.net(inputs)
         return probs.float().cpu().numpy()
 
@@ -148,7 +148,6 @@ def load_engine(model_path, engine="auto", threads=1, device=None):
     """
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
-    torch.set_num_threads(threads)
     device = device or pick_device()
     if engine == "auto" and device.type == "cpu":
         engine = next((name for name in CPU_RUNTIMES if _installed(name)), "torch")
@@ -157,6 +156,6 @@ def load_engine(model_path, engine="auto", threads=1, device=None):
         result = CPU_RUNTIMES[engine](model, metadata, threads)
     else:
         model, metadata = load_model(model_path, device)
-        result = TorchEngine(model, metadata, device, fold=engine != "eager")
+        result = TorchEngine(model, metadata, device, fold=engine != "eager", threads=threads)
     log.info("inference engine: %s on %s, %d threads", result.name, "cpu" if result.name in CPU_RUNTIMES else device, threads)
     return result

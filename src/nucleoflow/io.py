@@ -5,14 +5,14 @@ import errno
 import io
 import logging
 import os
+import secrets
 import shutil
 import sys
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import tifffile
-from PIL import Image, UnidentifiedImageError
+from PIL import PngImagePlugin
 
 from .errors import InputError, OutputError
 
@@ -20,10 +20,7 @@ IMAGE_SUFFIXES = (".png", ".tif", ".tiff")
 # Refuse images whose pixel count suggests a decompression bomb rather than a micrograph
 # that this in-memory path can hold (huge slides need the tiled path).
 MAX_PIXELS = 40_000 * 40_000
-Image.MAX_IMAGE_PIXELS = MAX_PIXELS  # Pillow's own bomb check, at the same limit
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 
 
 def setup_logging(log_path, mode="w"):
@@ -55,15 +52,25 @@ def _output_errors(path):
         ) from exc
 
 
+def _new_file(folder, prefix, suffix):
+    """Create a new empty file of a unique name with mode 0666 less the process umask, as the
+    output itself would get (mkstemp's 0600 would leave outputs private to their owner)."""
+    while True:
+        path = os.path.join(folder, f"{prefix}{secrets.token_hex(6)}{suffix}")
+        try:
+            os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+            return path
+        except FileExistsError:
+            continue
+
+
 @contextlib.contextmanager
 def atomic_path(path):
     """Yield a temporary path beside `path`; rename it into place only on success."""
     path = Path(path)
     with _output_errors(path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
-        os.close(fd)
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600 files; outputs get the usual mode
+        tmp = _new_file(path.parent, f".{path.name}.", ".part")
         try:
             yield Path(tmp)
             os.replace(tmp, path)
@@ -114,16 +121,16 @@ def decode_image(data, name):
                 _refuse_bomb(name, *(shape[:2] if len(shape) < 3 or shape[-1] <= 4 else shape[-2:]))
                 array = tif.asarray()
         else:
-            with Image.open(io.BytesIO(data)) as img:
+            # PngImageFile, not Image.open: that checks Pillow's process-wide MAX_IMAGE_PIXELS,
+            # which a library must leave alone; _refuse_bomb applies this module's limit.
+            with PngImagePlugin.PngImageFile(io.BytesIO(data)) as img:
                 _refuse_bomb(name, img.height, img.width)
                 img.load()
                 array = np.asarray(img)
     except InputError:
         raise
-    except Image.DecompressionBombError as exc:  # Pillow's check, for what it parses first
-        raise InputError(name, f"is refused as a likely decompression bomb ({exc})", "Check the file; split huge images into tiles first") from exc
     except Exception as exc:
-        detail = "unrecognised or truncated data" if isinstance(exc, UnidentifiedImageError) else f"{type(exc).__name__}: {exc}"
+        detail = "not a PNG file" if isinstance(exc, SyntaxError) else f"{type(exc).__name__}: {exc}"
         raise InputError(
             name,
             f"cannot be decoded as an image ({detail})",

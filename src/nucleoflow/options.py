@@ -96,7 +96,8 @@ class ThresholdSet:
     @classmethod
     def from_json(cls, values, tuned_on=None):
         values = dict(values)
-        own = {m: Thresholds(**t) for m, t in values.pop("modality", {}).items()}
+        modalities = values.pop("modality", {})
+        own = {m: Thresholds(**{**values, **t}) for m, t in modalities.items()}  # a modality's own values may be partial
         return cls(Thresholds(**values), MappingProxyType(own), tuned_on)
 
     @classmethod

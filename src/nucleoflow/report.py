@@ -2,22 +2,19 @@
 
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from skimage.segmentation import find_boundaries
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from skimage.segmentation import find_boundaries  # noqa: E402
-
-from .curves import save_figure  # noqa: E402
-from .io import load_hwc  # noqa: E402
-from .metrics import THRESHOLDS  # noqa: E402
+from .curves import new_figure, save_figure
+from .io import load_hwc
+from .metrics import THRESHOLDS
 
 
 def plot_score_vs_iou(summary, path):
     """AP = TP/(TP+FP+FN) against the IoU threshold, per split and modality."""
     splits = sorted(summary["split"].unique())
-    fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits), 4), squeeze=False)
+    fig = new_figure(figsize=(5 * len(splits), 4))
+    axes = fig.subplots(1, len(splits), squeeze=False)
     for ax, split in zip(axes[0], splits):
         for _, row in summary[summary["split"] == split].iterrows():
             values = [row[f"ap_{t:.2f}"] for t in THRESHOLDS]
@@ -30,7 +27,8 @@ def plot_score_vs_iou(summary, path):
 def plot_distribution(per_image, path):
     """Per-image DSB score by modality (box plot with every image as a dot)."""
     splits = sorted(per_image["split"].unique())
-    fig, axes = plt.subplots(1, len(splits), figsize=(5 * len(splits), 4), squeeze=False)
+    fig = new_figure(figsize=(5 * len(splits), 4))
+    axes = fig.subplots(1, len(splits), squeeze=False)
     rng = np.random.default_rng(0)
     for ax, split in zip(axes[0], splits):
         frame = per_image[per_image["split"] == split]
@@ -48,7 +46,8 @@ def plot_overlays(per_image, data_dir, labels_dir, path):
     """Best, median and worst test images: predicted contours (yellow), ground truth (cyan)."""
     ranked = per_image.sort_values("dsb").reset_index(drop=True)
     picks = {"worst": ranked.iloc[0], "median": ranked.iloc[len(ranked) // 2], "best": ranked.iloc[-1]}
-    fig, axes = plt.subplots(1, 3, figsize=(15, 5))
+    fig = new_figure(figsize=(15, 5))
+    axes = fig.subplots(1, 3)
     for ax, (name, row) in zip(axes, picks.items()):
         image = load_hwc(Path(data_dir) / "images" / f"{row['id']}.tif").astype(np.float32)
         lo, hi = np.percentile(image, [1, 99.8])
