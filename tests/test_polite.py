@@ -9,7 +9,6 @@ import textwrap
 
 import pytest
 
-
 # The configured backend as matplotlib.use would set it (get_backend() would import pyplot).
 BACKEND = 'def backend(matplotlib):\n    return dict.__getitem__(matplotlib.rcParams, "backend")\n'
 
