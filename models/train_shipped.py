@@ -11,6 +11,7 @@ package rules (see src/nucleoflow/models/dsb2018_unet/README.md).
 """
 
 import argparse
+import dataclasses
 import json
 import logging
 import time
@@ -21,11 +22,14 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
+from nucleoflow.checkpoint import save_best  # noqa: E402
 from nucleoflow.device import pick_device  # noqa: E402
 from nucleoflow.io import setup_logging  # noqa: E402
 from nucleoflow.model import UNet  # noqa: E402
+from nucleoflow.options import Training  # noqa: E402
+from nucleoflow.schedule import fit_schedule, seconds_per_step  # noqa: E402
 from nucleoflow.targets import N_CLASSES  # noqa: E402
-from nucleoflow.train import fit_schedule, save_best, seconds_per_step, train  # noqa: E402
+from nucleoflow.train import train  # noqa: E402
 
 log = logging.getLogger("train_shipped")
 # Validation of one epoch (89 centre crops, postprocessed on the CPU), in seconds.
@@ -37,7 +41,7 @@ def save_best_from_checkpoint(checkpoint, model_cfg, model_path, train_cfg, devi
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     best = state["best"]
     save_best(UNet(n_classes=N_CLASSES, **model_cfg), best, state["history"], model_path, device, 1, train_cfg, stopped_after_epoch=state["epoch"])
-    log.warning("stopped after epoch %d of %d; saved the best one (%d, val_dsb %.4f)", state["epoch"], train_cfg["epochs"], best["epoch"], best["val_dsb"])
+    log.warning("stopped after epoch %d of %d; saved the best one (%d, val_dsb %.4f)", state["epoch"], train_cfg.epochs, best["epoch"], best["val_dsb"])
 
 
 def main():
@@ -63,9 +67,10 @@ def main():
     device = pick_device()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
+    train_cfg = Training(**train_cfg)
     step_s = seconds_per_step(model_cfg, train_cfg, device)
     train_cfg = fit_schedule(train_cfg, step_s, args.budget_s, VALIDATION_S)
-    log.info("device %s: %.4f s per step of %d crops -> %s", device, step_s, train_cfg["batch_size"], json.dumps(train_cfg))
+    log.info("device %s: %.4f s per step of %d crops -> %s", device, step_s, train_cfg.batch_size, json.dumps(dataclasses.asdict(train_cfg)))
     checkpoint = out / "checkpoint.pt"
     started = time.monotonic()
     try:

@@ -73,3 +73,24 @@ def test_segmenter_restores_torch_threads(engine):
         segmenter(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8))
         assert torch.get_num_threads() == 3, torch.get_num_threads()
     """)
+
+
+def test_training_restores_signal_handler_threads_and_random_state(crops_zip, tmp_path):
+    run(f"""
+        import signal, torch
+        from nucleoflow.dataset import build_dataset
+        from nucleoflow.train import train
+        mine = lambda signum, frame: None
+        signal.signal(signal.SIGTERM, mine)
+        torch.set_num_threads(3)
+        torch.manual_seed(123)
+        state = torch.get_rng_state()
+        build_dataset({str(crops_zip)!r}, {str(tmp_path / "data")!r}, max_images=6, seed=1, val_fraction=0.3, test_fraction=0.2)
+        training = dict(epochs=1, samples_per_epoch=8, batch_size=4, crop_size=64, learning_rate=1e-3, weight_decay=0.0, modality_balance=0.5, seed=0)
+        out = {str(tmp_path)!r}
+        train(out + "/data", out + "/model.pt", out + "/history.csv", out + "/checkpoint.pt", dict(depth=2, base_width=4, norm="batch"), training, threads=1)
+        assert signal.getsignal(signal.SIGTERM) is mine
+        assert torch.get_num_threads() == 3
+        assert torch.equal(torch.get_rng_state(), state)
+    """)
+    assert (tmp_path / "model.pt").exists()

@@ -7,9 +7,11 @@ import torch
 from scipy import ndimage as ndi
 
 from nucleoflow.augment import Augmentation
+from nucleoflow.crops import load_split, make_batch, resident
 from nucleoflow.dataset import build_dataset
+from nucleoflow.loss import loss_fn
 from nucleoflow.targets import BORDER, INTERIOR
-from nucleoflow.train import load_split, loss_fn, make_batch, train
+from nucleoflow.train import train
 
 MODEL = {"depth": 2, "base_width": 8, "norm": "batch"}
 ROBUST = {"zoom": [0.5, 2.0], "aspect": 0.2, "stain": 0.2, "hue": 0.05, "saturation": 0.3, "grayscale": 0.1, "invert": 0.05}
@@ -73,7 +75,6 @@ def test_device_resident_batches_equal_host_batches(data_dir):
     same crops as the host (numpy) path, with and without zoom."""
     import pandas as pd
 
-    from nucleoflow.train import resident
 
     examples = load_split(data_dir, pd.read_csv(data_dir / "manifest.csv"), "train", "touching")
     picks = np.arange(len(examples)).repeat(3)

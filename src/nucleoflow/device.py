@@ -34,5 +34,15 @@ def torch_threads(threads):
         torch.set_num_threads(before)
 
 
+@contextlib.contextmanager
+def seeded(seed, device):
+    """Run a block with torch's random generators (CPU, and `device` if CUDA) seeded, then give
+    the caller back their states."""
+    cuda = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=cuda):
+        torch.manual_seed(seed)
+        yield
+
+
 def prepare(model, device):
     return model.to(device).to(memory_format=torch.channels_last)

@@ -11,6 +11,7 @@ from .engine import load_engine
 from .io import load_hwc, staging_dir, to_hwc, write_tiff
 from .normalize import normalize
 from .options import Tiling
+from .progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -133,12 +134,11 @@ def predict_manifest(model_path, data_dir, out_dir, splits, tiling=Tiling(), thr
     manifest = pd.read_csv(Path(data_dir) / "manifest.csv")
     rows = manifest[manifest["split"].isin(splits)]
     started, pixels = time.monotonic(), 0
-    with staging_dir(out_dir) as tmp:
-        for n, row in enumerate(rows.itertuples(), 1):
+    with staging_dir(out_dir) as tmp, progress(total=len(rows), desc="predict", unit="image", log=log) as bar:
+        for row in rows.itertuples():
             image = load_hwc(Path(data_dir) / row.image)
             probs = probabilities(engine, image, tiling, row.image)
             write_tiff(tmp / f"{row.id}.tif", probs.astype(np.float16))
             pixels += image.shape[0] * image.shape[1]
-            if n % 20 == 0 or n == len(rows):
-                rate = pixels / 1e6 / (time.monotonic() - started)
-                log.info("predicted %d/%d images (%.2f MP/s)", n, len(rows), rate)
+            bar.update(1)
+    log.info("predicted %d images (%.2f MP/s)", len(rows), pixels / 1e6 / (time.monotonic() - started))

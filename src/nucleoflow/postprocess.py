@@ -10,6 +10,7 @@ from skimage.segmentation import relabel_sequential, watershed
 
 from .io import staging_dir, write_tiff
 from .options import Thresholds
+from .progress import progress
 from .targets import BORDER, INTERIOR
 
 log = logging.getLogger(__name__)
@@ -42,8 +43,6 @@ def label_folder(probs_dir, out_dir, thresholds, modalities):
     """
     paths = sorted(Path(probs_dir).glob("*.tif"))
     with staging_dir(out_dir) as tmp:
-        for n, path in enumerate(paths, 1):
+        for path in progress(paths, desc="postprocess", unit="image", log=log):
             labels = instances(tifffile.imread(path).astype(np.float32), thresholds.for_modality(modalities.get(path.stem)))
             write_tiff(tmp / path.name, labels)
-            if n % 50 == 0 or n == len(paths):
-                log.info("labelled %d/%d images", n, len(paths))

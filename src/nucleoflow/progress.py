@@ -24,11 +24,12 @@ class _LogLines:
         pass
 
 
-def progress(iterable=None, *, desc, unit, total=None, log=None, leave=True, position=None, delay=0):
+def progress(iterable=None, *, desc, unit, log=None, position=None, interval=LOG_INTERVAL_S, **options):
     """tqdm over `iterable` (or a bar to update by hand): drawn on a terminal's stderr, else
-    logged to `log` (a Logger) at its start, at most once a minute, and at its end.
-    delay: show nothing for work done within that many seconds."""
+    logged to `log` (a Logger) at its start, at most every `interval` seconds while it advances
+    (with the rate and the time left) and at its end. options: tqdm's (total, initial, leave;
+    delay: show nothing for work done within that many seconds)."""
     if sys.stderr.isatty():
-        return tqdm(iterable, desc=desc, unit=unit, total=total, leave=leave, position=position, delay=delay, dynamic_ncols=True)
+        return tqdm(iterable, desc=desc, unit=unit, position=position, dynamic_ncols=True, **options)
     sink = _LogLines(log or logging.getLogger("nucleoflow"))
-    return tqdm(iterable, desc=desc, unit=unit, total=total, leave=leave, delay=delay, file=sink, mininterval=LOG_INTERVAL_S, ascii=True, ncols=100)
+    return tqdm(iterable, desc=desc, unit=unit, file=sink, mininterval=interval, ascii=True, ncols=100, **options)

@@ -14,6 +14,7 @@ from .io import atomic_path
 from .metrics import image_scores
 from .options import Thresholds
 from .postprocess import instances
+from .progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -32,10 +33,11 @@ def _score(pairs, params):
 def _search(pairs, base, grid, rows):
     """Score every point of `grid` over `base`, append them to rows; the best point (first on ties)."""
     tried = []
-    for values in itertools.product(*grid.values()):
+    points = list(itertools.product(*grid.values()))
+    for values in progress(points, desc=f"tune {', '.join(grid)} ({len(pairs)} images)", unit="point", log=log):
         params = {**base, **dict(zip(grid, values))}
         tried.append({**params, "dsb": _score(pairs, params)})
-        log.info("%s -> val DSB %.4f", params, tried[-1]["dsb"])
+        log.debug("%s -> val DSB %.4f", params, tried[-1]["dsb"])
     rows.extend(tried)
     best = max(tried, key=lambda row: row["dsb"])
     return {name: best[name] for name in base}
