@@ -1,12 +1,14 @@
 """The `nucleoflow segment` command, run as users run it, on committed DSB2018 crops."""
 
 import importlib.metadata
+import json
 import os
 import subprocess
 import sys
 import zipfile
 
 import numpy as np
+import pandas as pd
 import pytest
 import tifffile
 
@@ -55,10 +57,22 @@ def test_segment_labels_folders_and_files_like_the_library(crops):
         np.testing.assert_array_equal(written, segmenter(read_image(path)))
 
 
+def test_outputs_and_pixel_size_reach_the_library(crops):
+    loose = sorted((crops / "loose").iterdir())[0]
+    result = cli("segment", str(loose), "-o", "chosen", "--outputs", "labels", "geojson", "--pixel-size", "0.5", "--no-tta", "--threads", "2", cwd=crops)
+    assert result.returncode == 0, result.stderr
+    assert sorted(p.name for p in (crops / "chosen").iterdir()) == sorted([f"{loose.stem}.tif", f"{loose.stem}.geojson", "summary.csv"])
+    summary = pd.read_csv(crops / "chosen" / "summary.csv")
+    assert summary["pixel_size_um"].tolist() == [0.5] and summary["nuclei"].iloc[0] > 3
+    assert len(json.loads((crops / "chosen" / f"{loose.stem}.geojson").read_text())["features"]) == summary["nuclei"].iloc[0]
+    refused = cli("segment", str(loose), "-o", "never", "--outputs", "labels", "shapefile", cwd=crops)
+    assert refused.returncode == 2 and "invalid choice: 'shapefile'" in refused.stderr and not (crops / "never").exists()
+
+
 def test_help_reads_like_the_fields_tools(crops):
     result = cli("segment", "--help", cwd=crops)
     assert result.returncode == 0
-    for text in ("INPUT [INPUT ...]", "-o OUT", "--model M", "--tta, --no-tta", "postprocess", "examples:", "default: 1024"):
+    for text in ("INPUT [INPUT ...]", "-o OUT", "--model M", "--outputs NAME [NAME ...]", "--tta, --no-tta", "postprocess", "examples:", "default: 1024"):
         assert text in result.stdout, text
 
 

@@ -16,6 +16,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 from .errors import InputError
 from .io import IMAGE_SUFFIXES
 from .options import Thresholds, Tiling
+from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES
 from .segment import Segmenter, check_stems, list_images, segment_images
 from .shipped import DEFAULT, model_path, shipped_models
 
@@ -23,8 +24,9 @@ log = logging.getLogger("nucleoflow")
 
 SEGMENT_HELP = """\
 Label every nucleus in 2D microscopy images (fluorescence, brightfield or H&E; gray, RGB or
-RGBA; 8 or 16 bit; any size) with a U-Net and a seeded watershed. Each INPUT image gets a
-uint32 label TIFF OUT/<stem>.tif: 0 is background, 1..N the nuclei."""
+RGBA; 8 or 16 bit; any size) with a U-Net and a seeded watershed. Each INPUT image gets
+OUT/<stem>.tif (uint32 labels: 0 is background, 1..N the nuclei) and the other --outputs;
+OUT/summary.csv has a row per image (nucleus count, median area, thresholds used)."""
 
 SEGMENT_EPILOG = """\
 examples:
@@ -57,8 +59,17 @@ def _add_segment(commands):
         required=True,
         metavar="OUT",
         type=Path,
-        help="folder for the label TIFFs (created if missing; existing <stem>.tif files are replaced)",
+        help="folder for the results (created if missing; an image's existing results are replaced)",
     )
+    io.add_argument(
+        "--outputs",
+        nargs="+",
+        choices=OUTPUTS,
+        default=list(DEFAULT_OUTPUTS),
+        metavar="NAME",
+        help=f"what to write per image, any of: {', '.join(f'{n} (<stem>{SUFFIXES[n]})' for n in OUTPUTS)} (default: {' '.join(DEFAULT_OUTPUTS)})",
+    )
+    io.add_argument("--pixel-size", type=float, metavar="UM", help="pixel side in micrometres, for the OME metadata and measurements (default: unknown)")
     model = parser.add_argument_group("model")
     model.add_argument(
         "-m", "--model", default=DEFAULT, metavar="M", help=f"a shipped model ({', '.join(shipped_models())}) or the path of a model.pt (default: {DEFAULT})"
@@ -140,8 +151,8 @@ def _segment(args):
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Thresholds) if getattr(args, f.name) is not None}
     segmenter = Segmenter(model_path(args.model), args.threads, args.diameter, **tiling, **overrides)
     args.output.mkdir(parents=True, exist_ok=True)
-    segment_images(segmenter, images, args.output)
-    log.info("wrote %d label images to %s", len(images), args.output)
+    segment_images(segmenter, images, args.output, args.outputs, args.pixel_size)
+    log.info("segmented %d images into %s", len(images), args.output)
 
 
 def parser():
