@@ -17,7 +17,6 @@ from .errors import InputError
 from .io import IMAGE_SUFFIXES
 from .options import Thresholds, Tiling
 from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES
-from .segment import Segmenter, check_stems, list_images, segment_images
 from .shipped import DEFAULT, model_path, shipped_models
 
 log = logging.getLogger("nucleoflow")
@@ -129,7 +128,7 @@ def _add_segment(commands):
     parser.set_defaults(run=_segment)
 
 
-def _inputs(paths):
+def _inputs(paths, list_images, check_stems):
     """Image files from the INPUT arguments: files as given, folders' images sorted by name."""
     images = []
     for path in paths:
@@ -146,7 +145,12 @@ def _inputs(paths):
 
 
 def _segment(args):
-    images = _inputs(args.inputs)
+    try:  # here, not at the top: --help works without the network's dependencies
+        from .segment import Segmenter, check_stems, list_images, segment_images
+    except ModuleNotFoundError as exc:
+        remedy = 'Install the network\'s stack: pip install -e ".[torch]" in the nucleoflow folder'
+        raise InputError("nucleoflow segment", f"needs {exc.name}, which is not installed", remedy) from exc
+    images = _inputs(args.inputs, list_images, check_stems)
     tiling = {f.name: getattr(args, f.name) for f in dataclasses.fields(Tiling)}
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Thresholds) if getattr(args, f.name) is not None}
     segmenter = Segmenter(model_path(args.model), args.threads, args.diameter, **tiling, **overrides)

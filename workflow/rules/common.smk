@@ -1,8 +1,14 @@
+import os
 import re
 from pathlib import Path
 
+import nucleoflow
 from nucleoflow.deps import module_files
 from nucleoflow.shipped import model_path
+
+# --use-conda: every env installs this package from the source folder the workflow imports it
+# from (envs/*.yaml: -e ${NUCLEOFLOW_SRC}); set NUCLEOFLOW_SRC yourself to use another copy.
+os.environ.setdefault("NUCLEOFLOW_SRC", str(Path(nucleoflow.__file__).resolve().parents[2]))
 
 
 def lib(*modules):
