@@ -51,6 +51,15 @@ class Segmenter:
         # Nucleus diameter in px (0: estimated by a first pass) and the sizes the model knows.
         self.diameter = diameter
         self.sizes = self.metadata.get("nucleus_diameter_px")
+        # Modalities the model is known to fail on, with what to do (the card's "caution").
+        self.cautions = self.metadata.get("caution", {})
+
+    def caution(self, source):
+        """The card's warning for this image's modality (logged), or "" when it has none."""
+        note = self.cautions.get(source.appearance.modality, "")
+        if note:
+            log.warning("%s: %s image: %s", source.name, source.appearance.modality, note)
+        return note
 
     def thresholds_for(self, source):
         """The postprocess thresholds for one image (a RegionSource): those of its modality."""
@@ -59,6 +68,7 @@ class Segmenter:
     def __call__(self, image, name="image", tiles=None):
         """tiles: a tqdm bar (or None) that counts the network's tiles."""
         source = RegionSource(image, name)
+        self.caution(source)
         return self._labels_at_scale(source, self.thresholds_for(source), tiles)
 
     def _labels_at_scale(self, source, thresholds, tiles):
@@ -101,6 +111,7 @@ class Segmenter:
         source = open_image(image_path)
         try:
             thresholds = self.thresholds_for(source)
+            note = self.caution(source)
             out_dir.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{stem}.") as tmp:
                 paths = {name: Path(tmp) / f"{stem}{SUFFIXES[name]}" for name in outputs}
@@ -132,6 +143,7 @@ class Segmenter:
             "pixel_size_um": pixel_size_um or None,
             "modality": source.appearance.modality,
             "model": self.model,
+            "caution": note,
             **dataclasses.asdict(thresholds),
         }
 
