@@ -28,6 +28,7 @@ DIR/decision.json.
 """
 
 import argparse
+import dataclasses
 import json
 import logging
 import time
@@ -45,11 +46,12 @@ from nucleoflow.infer import probabilities
 from nucleoflow.io import load_hwc, setup_logging
 from nucleoflow.metrics import image_scores
 from nucleoflow.model import load_model, save_model
-from nucleoflow.options import Tiling
+from nucleoflow.options import Tiling, Training
 from nucleoflow.robustness import archive_examples, robustness_table, worst_variant
+from nucleoflow.schedule import fit_schedule, seconds_per_step
 from nucleoflow.segment import Segmenter
 from nucleoflow.shipped import model_path
-from nucleoflow.train import fit_schedule, seconds_per_step, train
+from nucleoflow.train import train
 from nucleoflow.tune import tune_by_modality
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,20 +124,19 @@ def decide(rows):
 def train_candidate(name, overrides, args, model_cfg, base_cfg, device, share_s):
     out = Path(args.out) / name
     out.mkdir(parents=True, exist_ok=True)
-    cfg = {**base_cfg, **overrides}
+    cfg = Training(**{**base_cfg, **overrides})
     if device.type == "cuda":
-        cfg["learning_rate"] *= (args.batch_size / cfg["batch_size"]) ** 0.5
-        cfg["batch_size"] = args.batch_size
+        cfg = dataclasses.replace(cfg, learning_rate=cfg.learning_rate * (args.batch_size / cfg.batch_size) ** 0.5, batch_size=args.batch_size)
     step_s = seconds_per_step(model_cfg, cfg, device)
     cfg = fit_schedule(cfg, step_s, share_s, VALIDATION_S)
-    log.info("%s: %.4f s per step of %d crops on %s -> %s", name, step_s, cfg["batch_size"], device, json.dumps(cfg))
+    log.info("%s: %.4f s per step of %d crops on %s -> %s", name, step_s, cfg.batch_size, device, json.dumps(dataclasses.asdict(cfg)))
     started = time.monotonic()
     try:
         train(args.data, out / "model.pt", out / "history.csv", out / "checkpoint.pt", model_cfg, cfg, threads=args.threads)
     except SystemExit:
         save_best_from_checkpoint(out / "checkpoint.pt", model_cfg, out / "model.pt", cfg, device)
     seconds = time.monotonic() - started
-    crops = cfg["epochs"] * cfg["samples_per_epoch"]
+    crops = cfg.epochs * cfg.samples_per_epoch
     log.info("%s: trained %d crops in %.0f s", name, crops, seconds)
     return out / "model.pt", {"crops": crops, "train_s": round(seconds, 1)}
 
