@@ -91,7 +91,8 @@ def test_fine_tuning_starts_from_the_given_model(data_dir, trained, uninterrupte
     init = str(trained / "model.pt")
     assert start(data_dir, tmp_path, dict(TRAIN, epochs=1, learning_rate=1e-4, init_model=init)).wait() == 0
     first = pd.read_csv(tmp_path / "history.csv").iloc[0]
-    scratch, best = uninterrupted.iloc[0], uninterrupted.loc[uninterrupted["val_dsb"].idxmax()]
+    saved = json.loads((trained / "model.json").read_text())["epoch"]  # the epoch init_model holds
+    scratch, best = uninterrupted.iloc[0], uninterrupted[uninterrupted["epoch"] == saved].iloc[0]
     print(f"val_loss: from scratch {scratch.val_loss:.4f}, trained {best.val_loss:.4f}, fine-tuned {first.val_loss:.4f}")
     assert first.val_loss < scratch.val_loss
     assert abs(first.val_loss - best.val_loss) < abs(scratch.val_loss - best.val_loss) / 2
@@ -163,3 +164,11 @@ def test_budgeted_training_stopped_by_sigterm_keeps_its_best_epoch(data_dir, tmp
     assert card["train"]["samples_per_epoch"] > TRAIN["batch_size"]  # the budget bought more than one step
     assert card["training_time_s"] >= 0 and "per step" in (tmp_path / "train.log").read_text()
     load_model(tmp_path / "model.pt")
+
+
+def test_equal_scores_keep_the_epoch_with_the_lower_validation_loss(trained, uninterrupted):
+    """A short run may score the same DSB (0) every epoch: the saved model is then the epoch with
+    the lowest validation loss, not the first one."""
+    card = json.loads((trained / "model.json").read_text())
+    top = uninterrupted[uninterrupted["val_dsb"] == uninterrupted["val_dsb"].max()]
+    assert card["epoch"] == top.loc[top["val_loss"].idxmin(), "epoch"]

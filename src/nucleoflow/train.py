@@ -199,7 +199,8 @@ def _end_epoch(state, row, val_crops, training, device, run, expected):
     entry = {"epoch": epoch, "train_loss": row["train_loss"], "val_loss": val_loss, "val_dsb": val_dsb, "lr": row["lr"]}
     entry["seconds"] = time.monotonic() - row["started"]
     state.history.append(entry)
-    if val_dsb > state.best["val_dsb"]:
+    # Equal scores (a short run may score 0 throughout) go to the lower validation loss.
+    if (val_dsb, -val_loss) > (state.best["val_dsb"], -state.best.get("val_loss", float("inf"))):
         weights_copy = {k: v.detach().cpu().clone() for k, v in state.model.state_dict().items()}
         state.best = {"epoch": epoch, "val_dsb": val_dsb, "val_loss": val_loss, "state": weights_copy}
     saved = {"epoch": epoch, "model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(), "history": state.history, "best": state.best}
