@@ -46,5 +46,5 @@ rule all:
     default_target: True
     input:
         "results/metrics/summary.csv",
-        "results/report/score_vs_iou.png",
+        "results/report/index.html",
         "results/package/model.pt",

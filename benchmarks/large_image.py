@@ -1,11 +1,12 @@
-"""Peak memory and speed of `segment` on huge images, at two sizes, to show how memory grows.
+"""Peak memory and time of `segment` on a huge image: labels alone against all five outputs.
 
-    python benchmarks/large_image.py [--model dsb2018_unet|path/to/model.pt] [--sides 5120 10240]
+    python benchmarks/large_image.py [--model dsb2018_unet|path/to/model.pt] [--side 10000] [--threads 2]
 
-Each image is an 8-bit gray TIFF tiled from real DSB2018 images (noise without the data) and is
-segmented in a fresh process through Segmenter.to_tiff, the code path of the segment rule, which
-reports its own peak RSS (getrusage). Images are written uncompressed (memory-mapped reads)
-and as tiled zlib TIFFs (read tile by tile).
+The image is an 8-bit gray, tiled zlib TIFF (read tile by tile) made of real DSB2018 images
+(noise without the data), repeated with flips so nuclei cross every block border. Each run
+segments it in a fresh process through Segmenter.to_files, the code path of the segment rule
+(without test-time augmentation), which reports its own peak RSS (getrusage); the table ends
+with all outputs / labels alone.
 """
 
 import argparse
@@ -24,23 +25,22 @@ from throughput import mosaic  # noqa: E402
 CHILD = """
 import resource
 from nucleoflow.segment import Segmenter
-count = Segmenter({model!r}, threads={threads}).to_tiff({image!r}, {labels!r})
-print(count, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+row = Segmenter({model!r}, threads={threads}, tta=False).to_files({image!r}, {out!r}, {outputs!r}, pixel_size_um=0.5)
+print(row["nuclei"], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
 """
+ALL = ["labels", "measurements", "geojson", "imagej_rois", "ome_zarr"]
 
 
-def make_image(path, side, tiled):
-    """side x side image from a 2048 mosaic repeated with flips (so nuclei cross every block border)."""
+def make_image(path, side):
+    """side x side image from a 2048 mosaic repeated with flips."""
     base = mosaic(2048)[..., 0]
     reps = -(-side // 2048)
     rows = [np.concatenate([base[:: 1 - 2 * ((i + j) % 2)] for j in range(reps)], axis=1) for i in range(reps)]
-    image = np.concatenate(rows, axis=0)[:side, :side]
-    options = {"tile": (512, 512), "compression": "zlib"} if tiled else {}
-    tifffile.imwrite(path, image, **options)
+    tifffile.imwrite(path, np.concatenate(rows, axis=0)[:side, :side], tile=(512, 512), compression="zlib")
 
 
-def segment(model, image, labels, threads):
-    code = CHILD.format(model=model, image=str(image), labels=str(labels), threads=threads)
+def segment(model, image, out, outputs, threads):
+    code = CHILD.format(model=model, image=str(image), out=str(out), outputs=outputs, threads=threads)
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -50,26 +50,30 @@ def segment(model, image, labels, threads):
     return seconds, int(peak_kib) / 1024, int(count)
 
 
+def size_mib(path):
+    return sum(p.stat().st_size for p in Path(path).rglob("*") if p.is_file()) / 2**20 if path.is_dir() else path.stat().st_size / 2**20
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="dsb2018_unet")
-    parser.add_argument("--sides", type=int, nargs="+", default=[5120, 10240])
+    parser.add_argument("--side", type=int, default=10000)
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
-    print(f"{'image':<34} {'MP':>6} {'seconds':>8} {'MP/s':>6} {'peak RSS':>10} {'nuclei':>8}")
     with tempfile.TemporaryDirectory() as tmp:
-        for side in sorted(args.sides):
-            for tiled in (False, True):
-                image = Path(tmp) / f"image_{side}_{tiled}.tif"
-                make_image(image, side, tiled)
-                seconds, peak_mib, count = segment(args.model, image, Path(tmp) / "labels.tif", args.threads)
-                labels = tifffile.TiffFile(Path(tmp) / "labels.tif")
-                assert labels.pages[0].shape == (side, side) and labels.pages[0].is_tiled
-                labels.close()
-                kind = "tiled zlib TIFF" if tiled else "uncompressed TIFF (memmap)"
-                mp = side * side / 1e6
-                print(f"{side}x{side} {kind:<24} {mp:6.1f} {seconds:8.1f} {mp / seconds:6.2f} {peak_mib:7.0f} MiB {count:8d}")
-                image.unlink()
+        image = Path(tmp) / "image.tif"
+        make_image(image, args.side)
+        print(f"{args.side}x{args.side} 8-bit tiled zlib TIFF, {args.threads} threads, no TTA")
+        print(f"{'outputs':<12} {'seconds':>8} {'peak RSS':>10} {'nuclei':>8}  files (MiB)")
+        runs = {}
+        for name, outputs in (("labels", ["labels"]), ("all five", ALL)):
+            out = Path(tmp) / name.replace(" ", "_")
+            runs[name] = segment(args.model, image, out, outputs, args.threads)
+            seconds, peak, count = runs[name]
+            files = ", ".join(f"{p.name} {size_mib(p):.1f}" for p in sorted(out.iterdir()))
+            print(f"{name:<12} {seconds:8.1f} {peak:7.0f} MiB {count:8d}  {files}")
+        (t0, m0, _), (t1, m1, _) = runs["labels"], runs["all five"]
+        print(f"{'ratio':<12} {t1 / t0:7.2f}x {m1 / m0:9.2f}x")
 
 
 if __name__ == "__main__":

@@ -169,3 +169,13 @@ def test_unknown_output_is_refused_before_anything_is_written(tmp_path, real_ima
     with pytest.raises(InputError, match=r"segment.outputs: names unknown outputs \['shapefile'\]. Choose from"):
         segment_folder(real_images, tmp_path / "segment", "dsb2018_unet", outputs=["labels", "shapefile"])
     assert not (tmp_path / "segment").exists()
+
+
+def test_a_bad_image_stops_the_folder_with_no_partial_outputs(tmp_path, real_images):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "a_good.png").write_bytes((real_images / "gray.png").read_bytes())
+    (folder / "b_truncated.png").write_bytes((real_images / "rgb.png").read_bytes()[:300])
+    with pytest.raises(InputError, match="b_truncated.png: cannot be decoded"):
+        segment_folder(folder, tmp_path / "segment", "dsb2018_unet", outputs=["labels", "measurements", "geojson", "imagej_rois", "ome_zarr"])
+    assert not (tmp_path / "segment").exists() and [p.name for p in tmp_path.iterdir()] == ["mine"]

@@ -291,7 +291,7 @@ def slurm_run(crops_zip, crops_sha256, slurm, tmp_path_factory):  # no archive: 
 def test_workflow_finishes(slurm_run):
     work, output, _ = slurm_run
     assert (work / "results" / "metrics" / "summary.csv").exists()
-    assert (work / "results" / "report" / "score_vs_iou.png").exists()
+    assert (work / "results" / "report" / "index.html").exists()
     assert "100%" in output
 
 

@@ -1,13 +1,17 @@
 """The smoke workflow on real DSB2018 images, served over HTTP, and its rerun granularity."""
 
+import base64
 import functools
 import http.server
+import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
@@ -113,12 +117,58 @@ def test_package_writes_a_bioimageio_model_that_passes_its_test(smoke):
 
 
 def test_html_report(smoke):
+    """snakemake --report embeds the report pages beside the summary and the training curves."""
     work, args = smoke
     snakemake(work, *args, "--report", "report.html")
     html = (work / "report.html").read_text(errors="replace")
     assert len(html) > 100_000
-    for name in ("curves.png", "score_vs_iou.png", "score_distribution.png", "overlays.png", "summary.csv"):
+    for name in ("curves.png", "index.html", "measurements.html", "summary.csv"):
         assert name in html
+
+
+def chromium(*args):
+    """Debian's chromium, headless, with a fresh profile; skipped where it is not installed."""
+    exe = shutil.which("chromium")
+    if exe is None:
+        pytest.skip("chromium not installed (apt-get install chromium; .ci/run does)")
+    with tempfile.TemporaryDirectory() as profile:
+        flags = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
+        flags += ["--disable-background-networking", "--disable-component-update", "--disable-sync"]
+        return subprocess.run([exe, *flags, f"--user-data-dir={profile}", *args], capture_output=True, text=True, timeout=180, check=True)
+
+
+def contour_pixels(screenshot):
+    """(yellow, cyan) pixel counts of a screenshot: the overlays' contours (nothing else on the page is pure yellow or cyan)."""
+    pixels = np.asarray(Image.open(screenshot).convert("RGB")).astype(int)
+    yellow = (pixels[..., 0] > 200) & (pixels[..., 1] > 200) & (pixels[..., 2] < 60)
+    cyan = (pixels[..., 0] < 60) & (pixels[..., 1] > 200) & (pixels[..., 2] > 200)
+    return yellow.sum(), cyan.sum()
+
+
+def test_report_shows_scores_and_gallery_in_a_browser(smoke, tmp_path):
+    """The report as a browser renders it: the headline table's numbers are on the page, the
+    gallery's overlays are drawn, and a click on one shows it at full resolution."""
+    work, _ = smoke
+    index = (work / "results" / "report" / "index.html").as_uri()
+    dom = chromium("--dump-dom", index).stdout
+    headline = dom.split('id="headline"')[1].split("</table>")[0]
+    summary = pd.read_csv(work / "results" / "metrics" / "summary.csv")
+    for row in summary.itertuples():
+        assert re.search(rf"<td>{row.split}</td>\s*<td>{row.modality}</td>\s*<td>{row.n_images}</td>\s*<td>{row.dsb:.3f}</td>", headline), row
+    gallery = dom.split('id="gallery"')[1].split("<h2>")[0]
+    test = pd.read_csv(work / "results" / "metrics" / "per_image.csv").query("split == 'test'")
+    full = dict(re.findall(r'<div class="full" id="full-(\w+)"><a href="#gallery">close</a><img src="data:image/png;base64,([^"]+)"', gallery))
+    assert set(full) <= set(test["id"]) and len(full) == sum(min(3, n) for n in test.groupby("modality").size())
+    for image_id, data in full.items():  # the overlay behind each thumbnail is the whole image
+        size = Image.open(io.BytesIO(base64.b64decode(data))).size
+        assert size[::-1] == tifffile.imread(work / "results" / "labels" / f"{image_id}.tif").shape
+    chromium(f"--screenshot={tmp_path / 'page.png'}", "--window-size=1300,6000", "--hide-scrollbars", index)
+    assert min(contour_pixels(tmp_path / "page.png")) > 500
+    clicked = f"{index}#full-{next(iter(full))}"  # where a click on the first thumbnail leads
+    chromium(f"--screenshot={tmp_path / 'full.png'}", "--window-size=1300,1300", "--hide-scrollbars", clicked)
+    assert min(contour_pixels(tmp_path / "full.png")) > 100
+    measurements = chromium("--dump-dom", (work / "results" / "report" / "measurements.html").as_uri()).stdout
+    assert 'id="measurements"' in measurements and "nuclei found" in measurements
 
 
 def test_second_run_does_nothing(smoke):

@@ -4,6 +4,7 @@ from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from .io import atomic_path
 
@@ -22,6 +23,11 @@ def save_figure(fig, path):
 
 
 def plot_history(history, path):
+    save_figure(history_figure(history), path)
+
+
+def history_figure(history):
+    """Loss and validation score per epoch, the kept epoch marked."""
     fig = new_figure(figsize=(10, 4))
     ax_loss, ax_score = fig.subplots(1, 2)
     ax_loss.plot(history["epoch"], history["train_loss"], marker="o", label="train")
@@ -33,4 +39,6 @@ def plot_history(history, path):
     ax_score.axvline(history["epoch"][best], color="gray", ls="--", label=f"best epoch {history['epoch'][best]}")
     ax_score.set(xlabel="epoch", ylabel="DSB score (validation crops)", title="Validation score", ylim=(0, 1))
     ax_score.legend()
-    save_figure(fig, path)
+    for ax in (ax_loss, ax_score):
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole
+    return fig

@@ -27,22 +27,20 @@ rule report:
         summary="results/metrics/summary.csv",
         labels="results/labels",
         data="results/data",
-        lib=lib("report", "io"),
+        history="results/model/history.csv",
+        card="results/model/model.json",
+        thresholds=tuned_thresholds,
+        lib=lib("report", "io", "options"),
     output:
-        score_vs_iou=report(
-            "results/report/score_vs_iou.png",
-            caption="../report/score_vs_iou.rst",
-            category="Metrics",
+        index=report(
+            "results/report/index.html",
+            caption="../report/index.rst",
+            category="Report",
         ),
-        distribution=report(
-            "results/report/score_distribution.png",
-            caption="../report/score_distribution.rst",
-            category="Metrics",
-        ),
-        overlays=report(
-            "results/report/overlays.png",
-            caption="../report/overlays.rst",
-            category="Examples",
+        measurements=report(
+            "results/report/measurements.html",
+            caption="../report/measurements.rst",
+            category="Report",
         ),
     log:
         "results/logs/report.log",
@@ -51,5 +49,8 @@ rule report:
     resources:
         mem_mb=2000,
         runtime=30,
+    params:
+        thresholds=fixed_thresholds,
+        source=config["data"]["url"],
     script:
         "../scripts/report.py"

@@ -1,13 +1,23 @@
-"""Snakemake script: figures for `snakemake --report`."""
+"""Snakemake script: the report pages, results/report/index.html and measurements.html."""
+
+import json
 
 import pandas as pd
 
 from nucleoflow.io import setup_logging
-from nucleoflow.report import plot_distribution, plot_overlays, plot_score_vs_iou
+from nucleoflow.options import ThresholdSet
+from nucleoflow.report import write_report
 
 setup_logging(snakemake.log[0])
-per_image = pd.read_csv(snakemake.input.per_image)
-plot_score_vs_iou(pd.read_csv(snakemake.input.summary), snakemake.output.score_vs_iou)
-plot_distribution(per_image, snakemake.output.distribution)
-test = per_image[per_image["split"] == "test"]
-plot_overlays(test if len(test) else per_image, snakemake.input.data, snakemake.input.labels, snakemake.output.overlays)
+write_report(
+    snakemake.output.index,
+    snakemake.output.measurements,
+    pd.read_csv(snakemake.input.per_image),
+    pd.read_csv(snakemake.input.summary),
+    snakemake.input.data,
+    snakemake.input.labels,
+    pd.read_csv(snakemake.input.history),
+    json.loads(open(snakemake.input.card).read()),
+    ThresholdSet.for_workflow(snakemake.params.thresholds, snakemake.input.thresholds).to_json(),
+    snakemake.params.source,
+)
