@@ -48,3 +48,4 @@ rule all:
         "results/metrics/summary.csv",
         "results/report/index.html",
         "results/package/model.pt",
+        "results/robustness/robustness.csv",

@@ -23,18 +23,10 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import tifffile
 
-from nucleoflow.io import load_hwc
-from nucleoflow.robustness import TARGET, archive_examples, robustness_table, worst_variant
+from nucleoflow.robustness import TARGET, archive_examples, robustness_table, split_examples, worst_variant
 from nucleoflow.segment import Segmenter
 from nucleoflow.shipped import model_path
-
-
-def validation(data_dir):
-    manifest = pd.read_csv(data_dir / "manifest.csv")
-    rows = manifest[manifest["split"] == "val"]
-    return [(row.id, row.modality, load_hwc(data_dir / row.image), tifffile.imread(data_dir / row.labels)) for row in rows.itertuples()]
 
 
 def main():
@@ -48,7 +40,7 @@ def main():
     parser.add_argument("--csv", type=Path, help="also write the table to this CSV")
     args = parser.parse_args()
 
-    val = validation(args.data)
+    val = split_examples(args.data)
     extra = {"MoNuSeg test (H&E)": archive_examples(args.monuseg)} if args.monuseg else None
     print(f"validation split: {len(val)} images of {args.data}")
     tables = []

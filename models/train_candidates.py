@@ -35,7 +35,6 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import tifffile
 import torch
 import yaml
 from train_shipped import VALIDATION_S, save_best_from_checkpoint
@@ -43,11 +42,11 @@ from train_shipped import VALIDATION_S, save_best_from_checkpoint
 from nucleoflow.device import pick_device
 from nucleoflow.engine import load_engine
 from nucleoflow.infer import probabilities
-from nucleoflow.io import load_hwc, setup_logging
+from nucleoflow.io import setup_logging
 from nucleoflow.metrics import image_scores
 from nucleoflow.model import load_model, save_model
 from nucleoflow.options import Tiling, Training
-from nucleoflow.robustness import archive_examples, robustness_table, worst_variant
+from nucleoflow.robustness import archive_examples, robustness_table, split_examples, worst_variant
 from nucleoflow.schedule import fit_schedule, seconds_per_step
 from nucleoflow.segment import Segmenter
 from nucleoflow.shipped import model_path
@@ -66,12 +65,6 @@ CANDIDATES = {
     "robust_finetune": {"targets": "touching", "border_weight": 3.0, "augment": ROBUST_AUGMENT, "init_model": "dsb2018_unet", "learning_rate": 0.0005},
 }
 RULE = {"min_dsb_gain": 0.01, "max_modality_loss": 0.005, "min_worst_gain": 0.02}
-
-
-def validation_examples(data_dir):
-    manifest = pd.read_csv(Path(data_dir) / "manifest.csv")
-    rows = manifest[manifest["split"] == "val"]
-    return [(row.id, row.modality, load_hwc(Path(data_dir) / row.image), tifffile.imread(Path(data_dir) / row.labels)) for row in rows.itertuples()]
 
 
 def tuned_model(model_pt, examples, out_pt, threads):
@@ -168,7 +161,7 @@ def main():
     share_s = args.budget_s / len(args.candidates)
     trained = {name: train_candidate(name, CANDIDATES[name], args, model_cfg, base_cfg, device, share_s) for name in args.candidates}
 
-    examples = validation_examples(args.data)
+    examples = split_examples(args.data)
     monuseg = archive_examples(args.monuseg) if args.monuseg else None
     rows = []
     for name, source in [("shipped", model_path("dsb2018_unet"))] + [(n, pt) for n, (pt, _) in trained.items()]:

@@ -79,7 +79,10 @@ def test_every_stage_produces_real_results(smoke, crops_zip):
     assert "dsb" in per_image.columns and "dsb" in summary.columns
     test_all = summary[(summary["split"] == "test") & (summary["modality"] == "all")]
     assert test_all["dsb"].item() > 0.3  # 6 short CPU epochs; an untrained net scores 0
-    for rule in ("download", "preprocess", "train", "predict", "tune", "postprocess", "evaluate", "report", "package"):
+    robust = pd.read_csv(results / "robustness" / "robustness.csv")
+    assert list(robust["variant"])[:5] == ["unchanged", "scale x0.5", "scale x0.75", "scale x1.5", "scale x2"]
+    assert robust["DSB"].between(0, 1).all() and robust.loc[0, "DSB - unchanged"] == 0
+    for rule in ("download", "preprocess", "train", "predict", "tune", "postprocess", "evaluate", "report", "package", "robustness"):
         assert (results / "logs" / f"{rule}.log").exists()
     assert "epoch 6/6" in (results / "logs" / "train.log").read_text()
     for rule in ("train", "predict", "tune", "postprocess"):
@@ -179,7 +182,7 @@ def test_second_run_does_nothing(smoke):
 def test_postprocess_threshold_reruns_only_downstream(smoke, tmp_path):
     work, args = smoke
     fixed = write_config(tmp_path / "pp.yaml", postprocess={"tune": False, "seed_threshold": 0.6})
-    assert planned_rules(work, *args, fixed) == {"postprocess", "evaluate", "report", "package", "all"}
+    assert planned_rules(work, *args, fixed) == {"postprocess", "evaluate", "report", "package", "robustness", "all"}
     # Tuned thresholds ignore the configured values, so changing them reruns nothing.
     tuned = write_config(tmp_path / "pt.yaml", postprocess={"seed_threshold": 0.6})
     assert planned_rules(work, *args, tuned) == set()
@@ -188,21 +191,21 @@ def test_postprocess_threshold_reruns_only_downstream(smoke, tmp_path):
 def test_tile_overlap_reruns_predict_not_train(smoke, tmp_path):
     work, args = smoke
     overlay = write_config(tmp_path / "pr.yaml", predict={"overlap": 0.5})
-    assert planned_rules(work, *args, overlay) == {"predict", "tune", "postprocess", "evaluate", "report", "package", "all"}
+    assert planned_rules(work, *args, overlay) == {"predict", "tune", "postprocess", "evaluate", "report", "package", "robustness", "all"}
 
 
 def test_training_param_retrains(smoke, tmp_path):
     work, args = smoke
     overlay = write_config(tmp_path / "tr.yaml", train={"learning_rate": 0.001})
-    assert planned_rules(work, *args, overlay) == {"train", "predict", "tune", "postprocess", "evaluate", "report", "package", "all"}
+    assert planned_rules(work, *args, overlay) == {"train", "predict", "tune", "postprocess", "evaluate", "report", "package", "robustness", "all"}
 
 
 @pytest.mark.parametrize(
     "edited, expected",
     [
         ("src/nucleoflow/report.py", {"report", "all"}),
-        ("src/nucleoflow/infer.py", {"predict", "tune", "postprocess", "evaluate", "report", "package", "all"}),
-        ("workflow/scripts/evaluate.py", {"evaluate", "report", "package", "all"}),
+        ("src/nucleoflow/infer.py", {"predict", "tune", "postprocess", "evaluate", "report", "package", "robustness", "all"}),
+        ("workflow/scripts/evaluate.py", {"evaluate", "report", "package", "robustness", "all"}),
     ],
 )
 def test_code_edit_reruns_only_its_rules(smoke, edited, expected):

@@ -3,11 +3,15 @@ of a segmenter on them beside the unchanged images. Used by benchmarks/robustnes
 candidate comparison (models/train_candidates.py), always on validation images.
 """
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
+import tifffile
 from skimage.color import hed2rgb, rgb2hed
 
 from .dataset import Archive, find_samples, load_labels
+from .io import load_hwc
 from .metrics import image_scores
 from .scale import labels_to_shape, zoom
 
@@ -28,6 +32,13 @@ def stain_jittered(image, rng):
     hed = rgb2hed(image[..., :3])
     rgb = hed2rgb(hed * rng.uniform(0.6, 1.4, 3) + rng.uniform(-0.03, 0.03, 3))
     return (rgb.clip(0, 1) * 255).round().astype(np.uint8)
+
+
+def split_examples(data_dir, split="val"):
+    """(id, modality, image, labels) of one split of a dataset built by the preprocess rule."""
+    manifest = pd.read_csv(Path(data_dir) / "manifest.csv")
+    rows = manifest[manifest["split"] == split]
+    return [(row.id, row.modality, load_hwc(Path(data_dir) / row.image), tifffile.imread(Path(data_dir) / row.labels)) for row in rows.itertuples()]
 
 
 def archive_examples(path, modality="histology"):

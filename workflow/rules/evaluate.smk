@@ -54,3 +54,30 @@ rule report:
         source=config["data"]["url"],
     script:
         "../scripts/report.py"
+
+
+rule robustness:
+    input:
+        model="results/package/model.pt",
+        data="results/data",
+        lib=lib("robustness", "segment", "io", "options"),
+    output:
+        report(
+            "results/robustness/robustness.csv",
+            caption="../report/robustness.rst",
+            category="Robustness",
+        ),
+    log:
+        "results/logs/robustness.log",
+    benchmark:
+        "results/benchmarks/robustness.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    params:
+        predict=tiling_config,
+    script:
+        "../scripts/robustness.py"
