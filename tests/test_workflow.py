@@ -158,6 +158,9 @@ def test_report_shows_scores_and_gallery_in_a_browser(smoke, tmp_path):
     summary = pd.read_csv(work / "results" / "metrics" / "summary.csv")
     for row in summary.itertuples():
         assert re.search(rf"<td>{row.split}</td>\s*<td>{row.modality}</td>\s*<td>{row.n_images}</td>\s*<td>{row.dsb:.3f}</td>", headline), row
+    robustness = dom.split('id="robustness"')[1].split("</table>")[0]
+    for row in pd.read_csv(work / "results" / "robustness" / "robustness.csv").itertuples():
+        assert re.search(rf"<td>{re.escape(row.variant)}</td>\s*<td>{row.images}</td>\s*<td>{row.DSB:.3f}</td>", robustness), row
     gallery = dom.split('id="gallery"')[1].split("<h2>")[0]
     test = pd.read_csv(work / "results" / "metrics" / "per_image.csv").query("split == 'test'")
     full = dict(re.findall(r'<div class="full" id="full-(\w+)"><a href="#gallery">close</a><img src="data:image/png;base64,([^"]+)"', gallery))

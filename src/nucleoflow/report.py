@@ -22,6 +22,7 @@ from skimage.segmentation import find_boundaries
 from .curves import history_figure, new_figure
 from .io import atomic_path, load_hwc
 from .metrics import THRESHOLDS
+from .robustness import TARGET as ROBUSTNESS_TARGET
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -52,6 +53,16 @@ def score_vs_iou_figure(summary):
             ax.plot(THRESHOLDS, values, marker="o", label=f"{row['modality']} (n={row['n_images']}, DSB {row['dsb']:.3f})")
         ax.set(xlabel="IoU threshold", ylabel="mean AP per image", title=f"{split} split", ylim=(0, 1))
         ax.legend(fontsize=8)
+    return fig
+
+
+def robustness_figure(table):
+    """DSB per robustness variant beside the unchanged images it derives from."""
+    fig = new_figure(figsize=(7, 3.5))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.bar(range(len(table)), table["DSB"], color=["tab:gray" if v == 0 else "tab:blue" for v in table["DSB - unchanged"].fillna(1)])
+    ax.set_xticks(range(len(table)), table["variant"], rotation=30, ha="right", fontsize=8)
+    ax.set(ylabel="DSB (validation)", ylim=(0, 1), title="Scores on rescaled and stain-jittered validation images")
     return fig
 
 
@@ -199,9 +210,21 @@ def _write(path, title, body):
         tmp.write_text(_page(title, body))
 
 
-def write_report(index_path, measurements_path, per_image, summary, data_dir, labels_dir, history, card, thresholds, source):
+def _robustness(table):
+    """The robustness section: the variants' table and bars, and whether the worst is within target."""
+    worst = table.dropna(subset=["DSB - unchanged"]).sort_values("DSB - unchanged").iloc[0]
+    verdict = "within" if worst["DSB - unchanged"] >= -ROBUSTNESS_TARGET else "<strong>not within</strong>"
+    return f"""<h2>Robustness: other scales and stains</h2>
+<p>The packaged model on the validation images rescaled (nuclei 0.5-2x as large) and, for the colour
+images, stain-jittered; no test-time augmentation. Worst variant: {html.escape(worst["variant"])},
+{worst["DSB - unchanged"]:+.3f} DSB, {verdict} {ROBUSTNESS_TARGET} of the unchanged images.</p>
+{_table(table, "robustness")}
+<img class="figure" src="{_png(robustness_figure(table))}" alt="DSB per robustness variant">"""
+
+
+def write_report(index_path, measurements_path, per_image, summary, data_dir, labels_dir, history, card, thresholds, source, robustness=None):
     """Write the two pages. thresholds: the JSON of the thresholds used (options.ThresholdSet.to_json());
-    source: where the data came from."""
+    source: where the data came from; robustness: the robustness rule's table (a section when given)."""
     table = per_image[["id", "split", "modality", "n_pred", "n_true", "dsb", "ap_0.50"]].sort_values(["split", "dsb"])
     table = table.rename(columns={"n_pred": "nuclei found", "n_true": "nuclei true", "dsb": "DSB", "ap_0.50": "AP@0.5"})
     index = f"""<h1>Nucleus segmentation: how good is it?</h1>{_nav()}
@@ -213,6 +236,7 @@ TP/(TP+FP+FN) (the 2018 Data Science Bowl score); AP@t: TP/(TP+FP+FN) at IoU t, 
 <h2>Gallery: best, median and worst image per modality</h2>
 <p>Predicted nuclei in yellow, true ones in cyan; click an image for full resolution.</p>
 <div id="gallery">{_gallery(per_image, data_dir, labels_dir)}</div>
+{_robustness(robustness) if robustness is not None else ""}
 <h2>Model and thresholds</h2>{_card_rows(card, thresholds)}
 <img class="figure" src="{_png(history_figure(history))}" alt="training curves">
 <h2>Per image</h2>{_table(table, "per-image")}"""

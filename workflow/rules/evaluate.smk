@@ -30,6 +30,7 @@ rule report:
         history="results/model/history.csv",
         card="results/model/model.json",
         thresholds=tuned_thresholds,
+        robustness="results/robustness/robustness.csv",
         lib=lib("report", "io", "options"),
     output:
         index=report(

@@ -20,4 +20,5 @@ write_report(
     json.loads(open(snakemake.input.card).read()),
     ThresholdSet.for_workflow(snakemake.params.thresholds, snakemake.input.thresholds).to_json(),
     snakemake.params.source,
+    pd.read_csv(snakemake.input.robustness),
 )
