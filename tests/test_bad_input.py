@@ -364,7 +364,7 @@ def test_segment_folder_without_images(tmp_path, case):
         segment_folder(input_dir, out, tmp_path / "no_model.pt")
     message = str(err.value)
     assert message.startswith(f"{input_dir}: ")
-    expected = {"empty": "is empty", "no_images": "no .png/.tif images (2 other files)", "missing": "cannot be listed"}
+    expected = {"empty": "is empty", "no_images": "holds no images (3 other entries: notes.txt, sub, table.csv)", "missing": "cannot be listed"}
     assert expected[case] in message
     assert "segment.input_dir" in message
     assert_no_output(out)

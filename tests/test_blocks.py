@@ -109,7 +109,7 @@ def test_stacks_are_refused_with_the_file_named(tmp_path):
     tifffile.imwrite(tmp_path / "stack.tif", np.zeros((5, 64, 64, 2), np.uint8))
     from nucleoflow.errors import InputError
 
-    with pytest.raises(InputError, match="stack.tif.*expected a 2D gray, RGB or RGBA image"):
+    with pytest.raises(InputError, match="stack.tif.*expected one 2D gray, RGB or multichannel image"):
         open_image(tmp_path / "stack.tif")
 
 

@@ -6,6 +6,7 @@ import os
 import struct
 import zipfile
 import zlib
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -26,6 +27,26 @@ def png_header_only(width, height):
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def tile_bomb(path, side, tile=256):
+    """A small tiled TIFF declaring side x side 8-bit pixels whose tiles all point at one
+    zlib-compressed tile of zeros (about 8 bytes of file per tile: 1.2 MB for 100000 px)."""
+    data = zlib.compress(bytes(tile * tile), 9)
+    n = (-(-side // tile)) ** 2
+    header = 8
+    offsets_at = header + len(data)
+    counts_at = offsets_at + 4 * n
+    ifd_at = counts_at + 4 * n
+    entries = [
+        (256, 4, 1, side), (257, 4, 1, side), (258, 3, 1, 8), (259, 3, 1, 8), (262, 3, 1, 1), (277, 3, 1, 1),
+        (322, 3, 1, tile), (323, 3, 1, tile), (324, 4, n, offsets_at), (325, 4, n, counts_at),
+    ]  # fmt: skip
+    ifd = struct.pack("<H", len(entries)) + b"".join(struct.pack("<HHII", *e) for e in entries) + struct.pack("<I", 0)
+    body = b"II*\0" + struct.pack("<I", ifd_at) + data
+    body += struct.pack(f"<{n}I", *([header] * n)) + struct.pack(f"<{n}I", *([len(data)] * n)) + ifd
+    Path(path).write_bytes(body)
+    return Path(path)
 
 
 def kaggle_zip(path, n=3, size=32):

@@ -53,7 +53,7 @@ def test_decoding_and_plotting_leave_pillow_and_matplotlib_alone(tmp_path):
         from nucleoflow.io import decode_image
         from nucleoflow.curves import plot_history
         buf = io.BytesIO(); PIL.Image.fromarray(np.zeros((8, 8), np.uint8)).save(buf, "PNG")
-        assert decode_image(buf.getvalue(), "a.png").shape == (8, 8)
+        assert decode_image(buf.getvalue(), "a.png").shape == (8, 8, 1)  # the network channels (reader.open_bytes)
         history = pd.DataFrame({{"epoch": [1, 2], "train_loss": [1, .5], "val_loss": [1, .6], "val_dsb": [.1, .2]}})
         plot_history(history, {str(tmp_path / "curves.png")!r})
         assert (PIL.Image.MAX_IMAGE_PIXELS, backend(matplotlib)) == before

@@ -5,77 +5,22 @@ keeps only the nuclei whose bounding-box centre lies inside it (StarDist's predi
 so a nucleus crossing a block border gets one label, from one block, whole. `context` must exceed
 the radius of the largest nucleus plus the few pixels where the network sees the block edge.
 Memory is bounded by the block size and one band of label rows, whatever the image size.
+Images come in as reader.RegionSource (reader.open_image for files: channels, pixel size, limits).
 """
 
-import functools
 import logging
-from pathlib import Path
 
 import numpy as np
-import tifffile
 from scipy import ndimage as ndi
 
-from .appearance import appearance
-from .errors import InputError
 from .formats import TIFF_TILE
 from .infer import predict_rows
-from .io import channels_last, plane_layout, read_image
 from .normalize import apply_range
 from .options import Thresholds, Tiling
 from .postprocess import instances
+from .reader import RegionSource, open_image  # noqa: F401 (re-exported: the one reader path)
 
 log = logging.getLogger(__name__)
-
-
-class RegionSource:
-    """An (H, W[, C]) or channel-first (C, H, W) array, in memory or lazy, read region by region."""
-
-    def __init__(self, array, name, keep=None):
-        self.array, self.name, self._keep = array, name, keep  # keep: an open file the array reads from
-        self.height, self.width, self.channel_first = plane_layout(array.shape, name)
-
-    def read(self, y0, y1, x0, x1):
-        region = self.array[:, y0:y1, x0:x1] if self.channel_first else self.array[y0:y1, x0:x1]
-        return channels_last(np.asarray(region), self.channel_first, self.name)
-
-    @functools.cached_property
-    def appearance(self):
-        """The image's Appearance (intensity range, polarity, modality) as normalize() finds it,
-        from appearance.pixel_sample's strided pixels read a band of rows at a time (once: a lazy
-        image is read whole for it)."""
-        sy, sx = max(1, self.height // 512), max(1, self.width // 512)
-        rows = sy * max(1, 256 // sy)
-        bands = [self.read(y, min(y + rows, self.height), 0, self.width)[::sy, ::sx] for y in range(0, self.height, rows)]
-        channels = max(band.shape[-1] for band in bands)  # gray-looking RGB bands read as gray
-        return appearance(np.concatenate([np.broadcast_to(b, b.shape[:2] + (channels,)) for b in bands]))
-
-    def close(self):
-        if self._keep is not None:
-            self._keep.close()
-
-
-def open_image(path):
-    """A RegionSource for `path`: TIFFs are memory-mapped or read tile by tile; PNGs are decoded whole."""
-    path = Path(path)
-    if path.suffix.lower() not in (".tif", ".tiff"):
-        return RegionSource(read_image(path), path)
-    try:
-        tif = tifffile.TiffFile(path)
-    except Exception as exc:
-        raise InputError(path, f"cannot be read as a TIFF ({type(exc).__name__}: {exc})", "The file is corrupt or truncated: replace it") from exc
-    try:
-        series = tif.series[0]
-        if series.dataoffset is not None:  # uncompressed and contiguous: map it, read nothing yet
-            return RegionSource(tifffile.memmap(path, mode="r"), path, keep=tif)
-        import zarr
-
-        return RegionSource(zarr.open(series.aszarr(), mode="r"), path, keep=tif)
-    except InputError:
-        tif.close()
-        raise
-    except Exception as exc:
-        tif.close()
-        raise InputError(path, f"cannot be read ({type(exc).__name__}: {exc})", "The file is corrupt or truncated: replace it") from exc
 
 
 def _paste_owned(band, band_top, labels, origin, core, open_edges, next_label):

@@ -14,9 +14,9 @@ from pathlib import Path
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .errors import InputError
-from .io import IMAGE_SUFFIXES
 from .options import Thresholds, Tiling
 from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES
+from .reader import IMAGE_SUFFIXES, is_zarr
 from .shipped import DEFAULT, model_path, shipped_models
 
 log = logging.getLogger("nucleoflow")
@@ -68,7 +68,17 @@ def _add_segment(commands):
         metavar="NAME",
         help=f"what to write per image, any of: {', '.join(f'{n} (<stem>{SUFFIXES[n]})' for n in OUTPUTS)} (default: {' '.join(DEFAULT_OUTPUTS)})",
     )
-    io.add_argument("--pixel-size", type=float, metavar="UM", help="pixel side in micrometres, for the OME metadata and measurements (default: unknown)")
+    io.add_argument(
+        "--pixel-size",
+        type=float,
+        metavar="UM",
+        help="pixel side in micrometres, for the OME metadata and measurements (default: each image's metadata, if any)",
+    )
+    io.add_argument(
+        "--channel",
+        metavar="C",
+        help="the nuclear channel: an index, a name from the metadata (e.g. DAPI), or rgb (default: a gray image's one channel, an RGB image's colours)",
+    )
     model = parser.add_argument_group("model")
     model.add_argument(
         "-m", "--model", default=DEFAULT, metavar="M", help=f"a shipped model ({', '.join(shipped_models())}) or the path of a model.pt (default: {DEFAULT})"
@@ -132,12 +142,14 @@ def _inputs(paths, list_images, check_stems):
     """Image files from the INPUT arguments: files as given, folders' images sorted by name."""
     images = []
     for path in paths:
-        if path.is_dir():
+        if is_zarr(path):
+            images.append(path)
+        elif path.is_dir():
             images += list_images(path, "INPUT")
         elif not path.exists():
             raise InputError(path, "does not exist", "Give existing image files or folders as INPUT")
         elif path.suffix.lower() not in IMAGE_SUFFIXES:
-            raise InputError(path, "is not a .png or .tif image", "Give PNG or TIFF images, or folders of them")
+            raise InputError(path, f"is not an image this tool reads ({', '.join(IMAGE_SUFFIXES)}, .zarr)", "Give image files or folders of them")
         else:
             images.append(path)
     check_stems(images, "INPUT")
@@ -146,16 +158,17 @@ def _inputs(paths, list_images, check_stems):
 
 def _segment(args):
     try:  # here, not at the top: --help works without the network's dependencies
-        from .segment import Segmenter, check_stems, list_images, segment_images
+        from .segment import Segmenter, check_images, check_stems, list_images, segment_images
     except ModuleNotFoundError as exc:
         remedy = 'Install the network\'s stack: pip install -e ".[torch]" in the nucleoflow folder'
         raise InputError("nucleoflow segment", f"needs {exc.name}, which is not installed", remedy) from exc
     images = _inputs(args.inputs, list_images, check_stems)
     tiling = {f.name: getattr(args, f.name) for f in dataclasses.fields(Tiling)}
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Thresholds) if getattr(args, f.name) is not None}
-    segmenter = Segmenter(model_path(args.model), args.threads, args.diameter, **tiling, **overrides)
+    check_images(images, args.channel, args.pixel_size or 0)
+    segmenter = Segmenter(model_path(args.model), args.threads, args.diameter, args.channel, args.pixel_size or 0, **tiling, **overrides)
     args.output.mkdir(parents=True, exist_ok=True)
-    segment_images(segmenter, images, args.output, args.outputs, args.pixel_size)
+    segment_images(segmenter, images, args.output, args.outputs)
     log.info("segmented %d images into %s", len(images), args.output)
 
 

@@ -13,17 +13,26 @@ DEFAULT_OUTPUTS = ("labels", "measurements")
 SUFFIXES = {"labels": ".tif", "measurements": ".csv", "geojson": ".geojson", "imagej_rois": ".rois.zip", "ome_zarr": ".ome.zarr"}
 
 
+class _Planes:
+    """A RegionSource's channels as a lazy (C, H, W) array for dask: every channel of the file,
+    alpha dropped, read through reader.RegionSource.read_channels (raw values, NaN kept)."""
+
+    def __init__(self, source):
+        self.source = source
+        self.shape = (source.channels, source.height, source.width)
+        self.dtype = source.dtype if source.dtype != bool else np.dtype(np.uint8)
+        self.ndim = 3
+
+    def __getitem__(self, index):
+        c, y, x = index
+        return np.moveaxis(self.source.read_channels(y.start, y.stop, x.start, x.stop), -1, 0)[c]
+
+
 def channel_planes(source, chunk=1024):
-    """The image's channels as a lazy (C, H, W) dask array: every channel of the file, alpha
-    dropped (the pixels intensities are measured on and the OME-Zarr holds)."""
+    """The image's channels as a lazy (C, H, W) dask array (reader.RegionSource.read_channels)."""
     import dask.array as da
 
-    array = da.from_array(source.array, chunks=chunk if source.array.ndim == 2 or source.channel_first else (chunk, chunk, -1))
-    if array.ndim == 2:
-        array = array[None]
-    elif not source.channel_first:
-        array = da.moveaxis(array, -1, 0)
-    return array[: array.shape[0] - 1] if array.shape[0] in (2, 4) else array
+    return da.from_array(_Planes(source), chunks=(-1, chunk, chunk), asarray=False, fancy=False)
 
 
 class NucleusOutputs:

@@ -13,10 +13,11 @@ from .blocks import RegionSource, label_bands, label_image, open_image
 from .engine import load_engine
 from .errors import InputError
 from .formats import write_label_ome_tiff, write_ome_zarr
-from .io import IMAGE_SUFFIXES, staging_dir
+from .io import staging_dir
 from .options import ThresholdSet, split_options
 from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES, NucleusOutputs, channel_planes
 from .progress import LOG_INTERVAL_S, progress
+from .reader import IMAGE_SUFFIXES, image_entries
 from .scale import labels_to_shape, median_diameter, rescale_factor, zoom
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,8 @@ class Segmenter:
     bounded for images of any size.
     """
 
-    def __init__(self, model_path, threads=1, diameter=0, **options):
+    def __init__(self, model_path, threads=1, diameter=0, channel=None, pixel_size_um=0, **options):
+        self.channel, self.pixel_size_um = channel, pixel_size_um  # reader.open_image's (segment.channel, segment.pixel_size_um)
         self.tiling, overrides = split_options(options)
         self.engine = load_engine(model_path, self.tiling.engine, threads)
         self.model = str(model_path)
@@ -67,7 +69,7 @@ class Segmenter:
 
     def __call__(self, image, name="image", tiles=None):
         """tiles: a tqdm bar (or None) that counts the network's tiles."""
-        source = RegionSource(image, name)
+        source = RegionSource(image, name, channel=self.channel, pixel_size_um=self.pixel_size_um)
         self.caution(source)
         return self._labels_at_scale(source, self.thresholds_for(source), tiles)
 
@@ -96,6 +98,10 @@ class Segmenter:
             log.warning("%s: %s, above what the size-aware path holds; labelled at its own scale (diameter ignored)", source.name, size)
         return False
 
+    def open(self, image_path):
+        """reader.open_image with this segmenter's channel and pixel size: a RegionSource."""
+        return open_image(image_path, self.channel, self.pixel_size_um)
+
     def to_tiff(self, image_path, out_path, tiles=None, pixel_size_um=None):
         """Label an image file of any size into an OME-TIFF, reading and writing it block by block;
         returns the nucleus count."""
@@ -107,9 +113,12 @@ class Segmenter:
         (the `outputs` named; outputs.OUTPUTS), all of them or none, reading and writing block by
         block; returns the image's summary row (nuclei, median area, thresholds, modality, model)."""
         image_path, out_dir = Path(image_path), Path(out_dir)
-        stem = stem or image_path.stem
-        source = open_image(image_path)
+        stem = stem or output_stem(image_path)
+        source = self.open(image_path)
         try:
+            if not pixel_size_um:  # the file's (or segment.pixel_size_um's); None: pixel units
+                pixel_size_um = source.pixel_size_um
+            channel_names = channel_names or list(source.channel_names)
             thresholds = self.thresholds_for(source)
             note = self.caution(source)
             out_dir.mkdir(parents=True, exist_ok=True)
@@ -148,29 +157,48 @@ class Segmenter:
         }
 
 
-def list_images(folder, setting):
-    """The PNG/TIFF images in `folder`, sorted by name; `setting` (what chose the folder: a config
-    key or a command-line argument) is named in errors."""
+def list_images(folder, setting, skipped=None):
+    """The images in `folder` (files open_image reads and OME-Zarr folders), sorted by name;
+    every other entry is logged as skipped, with why, and appended to `skipped` (a list of
+    (path, reason)) when given. `setting` (what chose the folder: a config key or a
+    command-line argument) is named in errors."""
     folder = Path(folder)
     try:
-        entries = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        images, others = image_entries(folder)
     except OSError as exc:
         raise InputError(folder, f"cannot be listed ({exc.strerror})", f"Set {setting} to a readable folder of images") from exc
-    images = [p for p in entries if p.suffix.lower() in IMAGE_SUFFIXES]
     if not images:
-        found = f"holds no .png/.tif images ({len(entries)} other files)" if entries else "is empty"
-        raise InputError(folder, found, f"Put PNG or TIFF images in it, or set {setting} to another folder")
+        found = f"holds no images ({len(others)} other entries: {', '.join(p.name for p, _ in others[:5])})" if others else "is empty"
+        raise InputError(folder, found, f"Put images ({', '.join(IMAGE_SUFFIXES)} or OME-Zarr .zarr folders) in it, or set {setting} to another folder")
+    for path, reason in others:
+        log.warning("%s: skipped, %s", path, reason)
+    if skipped is not None:
+        skipped.extend(others)
     return images
+
+
+def output_stem(path):
+    """The name of an image's outputs: its file name less the suffix (and the .ome of .ome.tif, .ome.zarr)."""
+    stem = Path(path).stem
+    return stem[:-4] if stem.lower().endswith(".ome") else stem
 
 
 def check_stems(images, where):
     """Refuse two images whose outputs would share a name."""
     seen = {}
     for path in images:
-        if path.stem in seen:
-            clash = f"holds two images with the name stem {path.stem!r} ({seen[path.stem]}, {path})"
+        stem = output_stem(path)
+        if stem in seen:
+            clash = f"holds two images with the name stem {stem!r} ({seen[stem]}, {path})"
             raise InputError(where, clash, "Rename one: outputs are named <stem>.tif")
-        seen[path.stem] = path
+        seen[stem] = path
+
+
+def check_images(images, channel=None, pixel_size_um=0):
+    """Open every image (layout, channel, pixel size, size limits) before any work; logs each."""
+    for path in images:
+        with open_image(path, channel, pixel_size_um) as source:
+            log.info("%s: %s", path.name, source.describe())
 
 
 def check_outputs(outputs, setting):
@@ -183,7 +211,7 @@ def check_outputs(outputs, setting):
 def segment_images(segmenter, images, out_dir, outputs=DEFAULT_OUTPUTS, pixel_size_um=None):
     """Label each image into out_dir/<stem>.<outputs> (each image's files written whole or not at
     all) and out_dir/summary.csv (one row per image), with progress over the images and over the
-    tiles of each."""
+    tiles of each. pixel_size_um None: each image's own (segment.pixel_size_um, else the file's)."""
     rows = []
     with progress(images, desc="images", unit="image", log=log) as bar:
         for path in bar:
@@ -193,9 +221,10 @@ def segment_images(segmenter, images, out_dir, outputs=DEFAULT_OUTPUTS, pixel_si
     pd.DataFrame(rows).to_csv(Path(out_dir) / "summary.csv", index=False)
 
 
-def segment_folder(input_dir, out_dir, model_path, shard=(1, 1), threads=1, outputs=DEFAULT_OUTPUTS, pixel_size_um=0, **options):
-    """Label every PNG/TIFF image in input_dir into out_dir/<stem>.<outputs> and summary.csv; all
-    or nothing. pixel_size_um: 0 = unknown (pixel units only).
+def segment_folder(input_dir, out_dir, model_path, shard=(1, 1), threads=1, outputs=DEFAULT_OUTPUTS, channel=None, pixel_size_um=0, **options):
+    """Label every image in input_dir into out_dir/<stem>.<outputs> and summary.csv; all or
+    nothing. Every image is opened (layout, channel, pixel size, limits) before the model loads.
+    channel, pixel_size_um: reader.open_image's (pixel_size_um 0: each file's metadata, if any).
 
     shard (k, n): only the k-th of every n images (sorted by name), so n jobs share a folder.
     """
@@ -203,9 +232,11 @@ def segment_folder(input_dir, out_dir, model_path, shard=(1, 1), threads=1, outp
     check_stems(images, input_dir)
     check_outputs(outputs, "segment.outputs")
     k, n = shard
-    segmenter = Segmenter(model_path, threads, **options)
+    images = images[k - 1 :: n]
+    check_images(images, channel, pixel_size_um)
+    segmenter = Segmenter(model_path, threads, channel=channel, pixel_size_um=pixel_size_um, **options)
     with staging_dir(out_dir) as tmp:
-        segment_images(segmenter, images[k - 1 :: n], tmp, outputs, pixel_size_um or None)
+        segment_images(segmenter, images, tmp, outputs)
 
 
 def _link(src, dst):

@@ -15,5 +15,7 @@ segment_folder(
     threads=snakemake.threads,
     outputs=snakemake.params.segment["outputs"],
     diameter=snakemake.params.segment["diameter"],
+    channel=snakemake.params.segment["channel"],
+    pixel_size_um=snakemake.params.segment["pixel_size_um"],
     **dataclasses.asdict(Tiling.from_config(snakemake.params.predict, snakemake.params.segment)),
 )
