@@ -6,11 +6,13 @@ import subprocess
 import sys
 
 import pandas as pd
+import pytest
 from runner import ROOT
 
 from nucleoflow.dataset import build_dataset
 
 
+@pytest.mark.slow
 def test_candidates_are_trained_judged_and_decided(crops_zip, tmp_path):
     data = tmp_path / "data"
     build_dataset(crops_zip, data, max_images=12, seed=1, val_fraction=0.25, test_fraction=0.0)

@@ -25,6 +25,9 @@ from runner import copy_workflow, snakemake
 
 from nucleoflow.metrics import image_scores
 
+# The smoke workflow runs here (about 5 minutes on 2 cores): left out by -m "not slow".
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def http_url(crops_zip):
