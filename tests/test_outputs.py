@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import roifile
 import tifffile
+from PIL import Image
 from skimage.draw import polygon2mask
 from test_blocks import EncodedProbabilities, encoded_image, many_discs, tiling
 
@@ -18,7 +19,7 @@ from nucleoflow.formats import write_label_ome_tiff, write_ome_zarr
 from nucleoflow.io import decode_image
 from nucleoflow.measure import measure
 from nucleoflow.options import Thresholds
-from nucleoflow.outputs import NucleusOutputs, channel_planes
+from nucleoflow.outputs import OUTPUTS, SUFFIXES, NucleusOutputs, channel_planes
 from nucleoflow.segment import Segmenter, segment_folder
 
 NAMES = ["background", "interior", "border"]  # what the encoded images' channels hold
@@ -179,3 +180,33 @@ def test_a_bad_image_stops_the_folder_with_no_partial_outputs(tmp_path, real_ima
     with pytest.raises(InputError, match="b_truncated.png: cannot be decoded"):
         segment_folder(folder, tmp_path / "segment", "dsb2018_unet", outputs=["labels", "measurements", "geojson", "imagej_rois", "ome_zarr"])
     assert not (tmp_path / "segment").exists() and [p.name for p in tmp_path.iterdir()] == ["mine"]
+
+
+def two_channel_ome_tiff(path, nuclei, pixel_size_um):
+    """A 2-channel OME-TIFF with its pixel size: DAPI (real nuclei) and GFP (another channel)."""
+    planes = np.stack([nuclei, np.ascontiguousarray(nuclei[::-1, ::-1])])
+    size = {"PhysicalSizeX": pixel_size_um, "PhysicalSizeXUnit": "µm", "PhysicalSizeY": pixel_size_um, "PhysicalSizeYUnit": "µm"}
+    tifffile.imwrite(path, planes, ome=True, metadata={"axes": "CYX", "Channel": {"Name": ["DAPI", "GFP"]}, **size})
+
+
+def test_two_channel_ome_tiff_gets_its_channel_names_and_pixel_size_in_every_output(tmp_path, real_images):
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    two_channel_ome_tiff(folder / "cells.ome.tif", np.asarray(Image.open(real_images / "gray.png")), 0.65)
+    out = tmp_path / "segment"
+    segment_folder(folder, out, "dsb2018_unet", outputs=OUTPUTS, channel="DAPI")
+    assert sorted(p.name for p in out.iterdir()) == sorted(["summary.csv", *(f"cells{s}" for s in SUFFIXES.values())])
+    table = pd.read_csv(out / "cells.csv")
+    labels = tifffile.imread(out / "cells.tif")
+    assert len(table) == labels.max() > 0 and {"mean_intensity_DAPI", "mean_intensity_GFP"} <= set(table.columns)
+    np.testing.assert_allclose(table["area_um2"], table["area"] * 0.65**2)
+    with tifffile.TiffFile(out / "cells.tif") as tif:
+        assert ome_pixel_size(tif) == (0.65, 0.65, "µm")
+    nodes = list(Reader(parse_url(out / "cells.ome.zarr"))())
+    nuclei = next(n for n in nodes if n.metadata.get("name") == "nuclei")
+    np.testing.assert_array_equal(np.asarray(nuclei.data[0]), labels)
+    assert nodes[0].metadata["channel_names"] == ["DAPI", "GFP"] and nuclei.metadata["coordinateTransformations"][0][0]["scale"] == [0.65, 0.65]
+    assert pd.read_csv(out / "summary.csv")["pixel_size_um"].tolist() == [0.65]

@@ -14,6 +14,7 @@ import sys
 import tempfile
 import threading
 import time
+import zipfile
 
 import numpy as np
 import pandas as pd
@@ -294,3 +295,40 @@ def test_killed_workflow_resumes_training(tmp_path, crops_zip, crops_sha256):
     assert list(history["epoch"]) == list(range(1, 7))
     assert (work / "results" / "metrics" / "summary.csv").exists()
     assert not (work / "results" / "model" / "checkpoint.pt").exists()
+
+
+@pytest.mark.slow
+def test_segment_writes_every_output_for_the_images_people_have(tmp_path, crops_zip):
+    """Issue 13's done-when: `segment` with all five outputs on a folder holding a gray PNG, an RGB
+    PNG, a 2-channel OME-TIFF with a pixel size and a 10000x10000 image writes every file."""
+    from test_outputs import two_channel_ome_tiff
+
+    work = copy_workflow(tmp_path)
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    with zipfile.ZipFile(crops_zip) as archive:
+        crops = {name: np.asarray(Image.open(io.BytesIO(archive.read(name)))) for name in archive.namelist() if name.startswith("images/")}
+    gray = next(c for c in crops.values() if c.ndim == 2 and c.shape == (256, 256))
+    rgb = next(c for c in crops.values() if c.ndim == 3 and np.ptp(c[..., :3].astype(int), axis=-1).max() > 0)
+    Image.fromarray(gray).save(folder / "gray.png")
+    Image.fromarray(rgb[..., :3]).save(folder / "rgb.png")
+    two_channel_ome_tiff(folder / "two.ome.tif", gray, 0.65)
+    tile = np.block([[gray, gray[:, ::-1]], [gray[::-1], gray[::-1, ::-1]]])  # mirrored: nuclei cross every seam
+    tifffile.imwrite(folder / "huge.tif", np.tile(tile, (20, 20))[:10000, :10000], tile=(512, 512), compression="zlib")
+    outputs = ["labels", "measurements", "geojson", "imagej_rois", "ome_zarr"]
+    # segment.channel 0: the gray images' one channel, the RGB's red, the OME-TIFF's DAPI.
+    segment = {"input_dir": str(folder), "model": "dsb2018_unet", "outputs": outputs, "channel": 0}
+    overlay = write_config(tmp_path / "seg.yaml", segment=segment, predict={"tta": False})
+    snakemake(work, "segment", "--configfile", ".test/config/config.yaml", overlay)
+    out = work / "results" / "segment"
+    suffixes = (".tif", ".csv", ".geojson", ".rois.zip", ".ome.zarr")
+    written = sorted(p.name for p in out.iterdir() if not p.name.startswith("."))  # not .snakemake_timestamp
+    assert written == sorted(["summary.csv", *(f"{s}{x}" for s in ("gray", "rgb", "two", "huge") for x in suffixes)])
+    summary = pd.read_csv(out / "summary.csv").set_index("image")
+    assert (summary["nuclei"] > 0).all() and summary.loc["two.ome.tif", "pixel_size_um"] == 0.65
+    assert summary["pixel_size_um"].drop("two.ome.tif").isna().all()
+    two = pd.read_csv(out / "two.csv")
+    assert {"mean_intensity_DAPI", "mean_intensity_GFP", "area_um2"} <= set(two.columns)
+    with tifffile.TiffFile(out / "huge.tif") as tif:  # pyramidal, as QuPath opens large images
+        assert [level.shape for level in tif.series[0].levels] == [(10000, 10000), (5000, 5000), (2500, 2500), (1250, 1250), (625, 625)]
+        assert tif.series[0].levels[0].asarray().max() == summary.loc["huge.tif", "nuclei"] == len(pd.read_csv(out / "huge.csv"))
