@@ -16,6 +16,7 @@ SIZES = {"p5": 9.9, "p10": 11.0, "median": 18.4, "p90": 47.0, "p95": 49.3, "imag
 
 def test_rescale_factor_only_outside_the_known_sizes():
     assert rescale_factor(18.0, SIZES) == 1.0
+    assert rescale_factor(8.0, SIZES) == rescale_factor(60.0, SIZES) == 1.0  # within the margin around p5-p95
     assert rescale_factor(6.0, SIZES) == pytest.approx(18.4 / 6.0)
     assert rescale_factor(92.0, SIZES) == pytest.approx(0.2)
     assert rescale_factor(20.0, SIZES, given=True) == pytest.approx(0.92)  # the user's scale wins

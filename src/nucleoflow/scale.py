@@ -15,9 +15,13 @@ import tifffile
 from skimage.segmentation import relabel_sequential
 from skimage.transform import rescale, resize
 
-# Per-image median diameters of the training images between these percentiles count as sizes
-# the model knows; outside them an image is rescaled to the median.
-KNOWN = ("p10", "p90")
+# Per-image median diameters from MARGIN times below the training images' 5th percentile to
+# MARGIN times above their 95th count as sizes the model knows; outside them an image is rescaled
+# to the training median. Chosen on the validation split with the shipped model: zooming every
+# image outside p10-p90 cost 0.019 DSB on the unchanged images, outside p5-p95 0.006; with the
+# margin of 1.4 none of the 89 changes (0.631 either way) while images shrunk 2x gain 0.024.
+KNOWN = ("p5", "p95")
+MARGIN = 1.4
 
 
 def diameters(labels):
@@ -52,7 +56,7 @@ def rescale_factor(diameter, sizes, given=False):
     that size already (a given diameter is always honoured)."""
     if not diameter or not sizes:
         return 1.0
-    low, high = (sizes[k] for k in KNOWN)
+    low, high = sizes[KNOWN[0]] / MARGIN, sizes[KNOWN[1]] * MARGIN
     if not given and low <= diameter <= high:
         return 1.0
     return sizes["median"] / diameter
