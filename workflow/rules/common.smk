@@ -8,7 +8,9 @@ from nucleoflow.shipped import model_path
 
 # --use-conda: every env installs this package from the source folder the workflow imports it
 # from (envs/*.yaml: -e ${NUCLEOFLOW_SRC}); set NUCLEOFLOW_SRC yourself to use another copy.
-os.environ.setdefault("NUCLEOFLOW_SRC", str(Path(nucleoflow.__file__).resolve().parents[2]))
+os.environ.setdefault(
+    "NUCLEOFLOW_SRC", str(Path(nucleoflow.__file__).resolve().parents[2])
+)
 
 
 def lib(*modules):
