@@ -18,7 +18,23 @@ if misread:
     )
 
 
-validate(config, "workflow/schemas/config.schema.yaml")
+SCHEMA = "workflow/schemas/config.schema.yaml"
+coerce_text_values(
+    config, yaml.safe_load(Path(workflow.source_path(SCHEMA)).read_text())
+)
+validate(config, SCHEMA)
+problems = contradictions(config) + list(filter(None, [disk_space_problem()]))
+if problems:
+    raise WorkflowError("; ".join(problems))
+
+
+onstart:
+    shutil.rmtree(ERRORS_DIR, ignore_errors=True)
+
+
+onerror:
+    # After Snakemake's own report (printed after this hook): the messages that say what to do.
+    atexit.register(print_job_errors)
 
 
 report: "workflow/report/workflow.rst"

@@ -138,14 +138,14 @@ def _add_segment(commands):
     parser.set_defaults(run=_segment)
 
 
-def _inputs(paths, list_images, check_stems):
+def _inputs(paths, list_images, check_stems, skipped=None):
     """Image files from the INPUT arguments: files as given, folders' images sorted by name."""
     images = []
     for path in paths:
         if is_zarr(path):
             images.append(path)
         elif path.is_dir():
-            images += list_images(path, "INPUT")
+            images += list_images(path, "INPUT", skipped)
         elif not path.exists():
             raise InputError(path, "does not exist", "Give existing image files or folders as INPUT")
         elif path.suffix.lower() not in IMAGE_SUFFIXES:
@@ -162,13 +162,14 @@ def _segment(args):
     except ModuleNotFoundError as exc:
         remedy = 'Install the network\'s stack: pip install -e ".[torch]" in the nucleoflow folder'
         raise InputError("nucleoflow segment", f"needs {exc.name}, which is not installed", remedy) from exc
-    images = _inputs(args.inputs, list_images, check_stems)
+    skipped = []
+    images = _inputs(args.inputs, list_images, check_stems, skipped)
     tiling = {f.name: getattr(args, f.name) for f in dataclasses.fields(Tiling)}
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Thresholds) if getattr(args, f.name) is not None}
     check_images(images, args.channel, args.pixel_size or 0)
     segmenter = Segmenter(model_path(args.model), args.threads, args.diameter, args.channel, args.pixel_size or 0, **tiling, **overrides)
     args.output.mkdir(parents=True, exist_ok=True)
-    segment_images(segmenter, images, args.output, args.outputs)
+    segment_images(segmenter, images, args.output, args.outputs, skipped=skipped)
     log.info("segmented %d images into %s", len(images), args.output)
 
 

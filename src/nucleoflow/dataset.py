@@ -15,7 +15,7 @@ import pandas as pd
 
 from .appearance import appearance, pixel_sample
 from .errors import InputError
-from .io import IMAGE_SUFFIXES, decode_image, staging_dir, to_hwc, write_tiff
+from .io import IMAGE_SUFFIXES, decode_image, open_bytes, staging_dir, write_tiff
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -30,9 +30,11 @@ class Archive:
         self.path = Path(path)
         if self.path.is_dir():
             self._zip = None
-            self._names = sorted(
-                p.relative_to(self.path).as_posix() for p in self.path.rglob("*") if p.is_file()
-            )
+            entries = list(self.path.rglob("*"))
+            self._names = sorted(p.relative_to(self.path).as_posix() for p in entries if p.is_file())
+            for p in entries:
+                if p.is_symlink() and not p.exists():
+                    log.warning("%s: skipped, a broken link (its target does not exist)", p)
         else:
             try:
                 self._zip = zipfile.ZipFile(self.path)
@@ -60,7 +62,70 @@ class Archive:
             raise InputError(where, f"cannot be extracted ({exc})", "The archive is corrupt: fetch it again") from exc
 
     def image(self, name):
-        return to_hwc(decode_image(self.read(name), f"{self.path}:{name}"), f"{self.path}:{name}")
+        """The network channels (H, W, 1 or 3) of an image member (reader.open_bytes)."""
+        return decode_image(self.read(name), f"{self.path}:{name}")
+
+    def labels(self, name):
+        """An instance label member as uint32 (H, W), checked and relabelled (instance_labels)."""
+        where = f"{self.path}:{name}"
+        source = open_bytes(self.read(name), where, channel=0)  # every plane as read: no channel choice
+        if source.channels not in (1, 3, 4):
+            raise InputError(where, f"has {source.channels} channels or planes", "Save labels as one 2D integer image (one id per nucleus)")
+        return instance_labels(source.read_channels(0, source.height, 0, source.width), where)
+
+
+def instance_labels(raw, name):
+    """(H, W) uint32 instance labels from a label image as read ((H, W, C), C = 1, or 3-4
+    for colour-coded labels): each connected piece of one id (8-connected) is a nucleus. Good
+    labels keep their ids; others are relabelled 1..N with a warning naming the file: colour-coded
+    labels, a binary mask, ids reused on separate objects, huge ids (which would wrap in uint32
+    or make training allocate by the largest id). Float or negative labels are refused."""
+    from skimage.measure import label as connected
+
+    if raw.dtype.kind == "f" or (raw.dtype.kind == "i" and raw.min(initial=0) < 0):
+        raise InputError(name, "is not an integer label image (float or negative values)", "Save labels as uint16/uint32, one id per nucleus, 0 for background")
+    if raw.shape[-1] == 1:
+        ids = raw[..., 0]
+    elif all(np.array_equal(raw[..., 0], raw[..., c]) for c in (1, 2)):
+        ids = raw[..., 0]
+    else:  # colour-coded: one colour per nucleus, black background
+        colours, ids = np.unique(raw[..., :3].reshape(-1, 3), axis=0, return_inverse=True)
+        ids = ids.reshape(raw.shape[:2]) + 1
+        black = np.flatnonzero((colours == 0).all(axis=1))
+        if len(black):
+            ids[ids == black[0] + 1] = 0
+        log.warning("%s: colour-coded labels: %d colours read as nucleus ids (black is background)", name, len(colours) - len(black))
+    values, sequential = np.unique(ids, return_inverse=True)  # no wrap: ids of any size
+    sequential = sequential.reshape(ids.shape).astype(np.uint32)
+    if values[0] != 0:
+        sequential += 1
+    n_ids = int((values != 0).sum())
+    pieces = connected(sequential, background=0, connectivity=2).astype(np.uint32)
+    n_pieces = int(pieces.max(initial=0))
+    largest = int(values[-1]) if len(values) else 0
+    if n_ids == 1 and n_pieces > 1 and largest in (1, 255, 65535, 2**32 - 1):
+        log.warning(
+            "%s: a binary mask (0 and %d), not instance labels: its %d connected objects are taken as nuclei and touching nuclei stay merged; "
+            "save one integer id per nucleus for exact training targets",
+            name, largest, n_pieces,
+        )  # fmt: skip
+    elif n_pieces > n_ids:
+        log.warning(
+            "%s: %d ids each cover several separate objects; each connected object is made a nucleus of its own (%d ids -> %d nuclei)",
+            name, int(np.count_nonzero(np.bincount(_source_ids(sequential, pieces)) > 1)), n_ids, n_pieces,
+        )  # fmt: skip
+    if largest >= 2**31:
+        log.warning("%s: ids up to %d (%s) relabelled 1..%d", name, largest, raw.dtype, n_pieces)
+    elif n_pieces == n_ids and raw.shape[-1] == 1:
+        return ids.astype(np.uint32)  # already instance labels: ids kept as they are
+    return pieces
+
+
+def _source_ids(ids, pieces):
+    """For each piece, the id it came from (to count ids split into several pieces)."""
+    owner = np.zeros(int(pieces.max(initial=0)) + 1, np.int64)
+    owner[pieces.ravel()] = ids.ravel()
+    return owner[1:]
 
 
 @dataclass
@@ -68,6 +133,7 @@ class Sample:
     id: str
     image: str  # member name of the image
     masks: list  # Kaggle: one member per nucleus; images/labels layout: [label member]
+    root: tuple = None  # the member path above images/ (and labels/ or masks/)
 
 
 def find_samples(archive):
@@ -79,6 +145,10 @@ def find_samples(archive):
         if n.lower().endswith(IMAGE_SUFFIXES) and not PurePosixPath(n).name.startswith(".")
     ]
     layout = "folder" if any(len(p) >= 2 and p[-2] == "labels" for _, p in candidates) else "kaggle"
+    for name in archive.names():  # files where images belong that are not images: never silently
+        parts = PurePosixPath(name).parts
+        if len(parts) >= 2 and parts[-2] in ("images", "labels", "masks") and not name.lower().endswith(IMAGE_SUFFIXES) and not parts[-1].startswith("."):
+            log.warning("%s:%s: skipped, not an image this tool reads (%s)", archive.path, name, ", ".join(IMAGE_SUFFIXES))
     by_id = {}
     for name, parts in candidates:
         folder = parts[-2] if len(parts) >= 2 else None
@@ -95,7 +165,17 @@ def find_samples(archive):
                 f"gives the unusable image id {key!r}",
                 "Repack the archive with relative member paths such as <id>/images/<id>.png",
             )
-        sample = by_id.setdefault(key, Sample(key, None, []))
+        sample = by_id.setdefault(key, Sample(key, None, [], None))
+        root = parts[:-2]  # the folder holding images/ and labels/ (masks/), which must agree
+        again = (folder == "images" and sample.image) or (layout == "folder" and folder == "labels" and sample.masks)
+        if again or (sample.root is not None and root != sample.root):
+            first = sample.image if folder == "images" or not sample.masks else sample.masks[0]
+            raise InputError(
+                f"{archive.path}:{name}",
+                f"gives the image id {key!r} that {first} gives too (ids come from file and folder names)",
+                "Rename one of them, or keep one dataset per folder (train/ and test/ folders as separate data.url)",
+            )
+        sample.root = root
         if folder == "images":
             sample.image = name
         else:
@@ -126,16 +206,14 @@ def find_samples(archive):
 def load_labels(archive, sample, shape):
     """Build one instance label image; overlapping mask pixels keep the first mask (by name)."""
     if PurePosixPath(sample.masks[0]).parts[-2] == "labels":
-        labels = archive.image(sample.masks[0])[..., 0]
+        labels = archive.labels(sample.masks[0])
         if labels.shape != shape:
             raise InputError(
                 f"{archive.path}:{sample.masks[0]}",
                 f"is {labels.shape[0]}x{labels.shape[1]} but its image is {shape[0]}x{shape[1]}",
                 "Labels must have the image's size",
             )
-        if labels.dtype.kind == "f" or labels.min() < 0:
-            raise InputError(f"{archive.path}:{sample.masks[0]}", "is not an integer label image", "Save labels as uint16/uint32")
-        return labels.astype(np.uint32)
+        return labels
     labels = np.zeros(shape, np.uint32)
     overlap, next_id = 0, 1
     for name in sorted(sample.masks):

@@ -139,6 +139,16 @@ def _installed(module):
     return importlib.util.find_spec(module) is not None
 
 
+def check_tile(tile, engine, model_path):
+    """Refuse a sliding-window side the loaded network cannot take (a multiple of 2**depth),
+    before any image is read: OpenVINO would return NaN probabilities, not an error."""
+    if tile % engine.multiple:
+        raise ValueError(
+            f"predict.tile_size ({tile}) must be a multiple of {engine.multiple} (2**depth) for the model {model_path}: "
+            f"set it to {tile // engine.multiple * engine.multiple or engine.multiple} or {(tile // engine.multiple + 1) * engine.multiple}"
+        )
+
+
 def load_engine(model_path, engine="auto", threads=1, device=None):
     """The fastest engine for this machine, or the one asked for.
 

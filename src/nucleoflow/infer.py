@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .engine import load_engine
+from .engine import check_tile, load_engine
 from .io import load_hwc, staging_dir, to_hwc, write_tiff
 from .normalize import normalize
 from .options import Tiling
@@ -131,6 +131,7 @@ def probabilities(engine, image, tiling=Tiling(), name="image"):
 def predict_manifest(model_path, data_dir, out_dir, splits, tiling=Tiling(), threads=1):
     """Probability maps (float16 (n_classes, H, W), compressed) for the images of `splits`."""
     engine = load_engine(model_path, tiling.engine, threads)
+    check_tile(tiling.tile, engine, model_path)
     manifest = pd.read_csv(Path(data_dir) / "manifest.csv")
     rows = manifest[manifest["split"].isin(splits)]
     started, pixels = time.monotonic(), 0

@@ -7,19 +7,39 @@ import logging
 import os
 import secrets
 import shutil
+import socket
 import sys
 from pathlib import Path
 
 import tifffile
 
-from .errors import OutputError
+from .errors import OutputError, UserError
 from .reader import IMAGE_SUFFIXES, MAX_PIXELS, RegionSource, open_bytes, open_image  # noqa: F401 (the reading API, re-exported)
 
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
 
 
+# Messages of expected errors, one file per failed job, that the Snakefile prints last.
+ERRORS_DIR = Path(".snakemake") / "nucleoflow_errors"
+
+
+def expected_error(value, tb=None):
+    """Whether an exception is one the user must act on (its message says what to do): ours, or
+    a ValueError raised by this package's own checks."""
+    if isinstance(value, UserError):
+        return True
+    if isinstance(value, ValueError) and tb is not None:
+        while tb.tb_next is not None:
+            tb = tb.tb_next
+        return Path(tb.tb_frame.f_code.co_filename).resolve().parent == Path(__file__).resolve().parent
+    return False
+
+
 def setup_logging(log_path, mode="w"):
-    """Send log records and uncaught tracebacks of a workflow script to its log file."""
+    """Send log records of a workflow script to its log file (and stderr). An uncaught error's
+    traceback goes to the log file only; an expected error's message is printed last on stderr
+    and kept for the Snakefile's closing report (ERRORS_DIR); an unexpected one's traceback is
+    printed too."""
     handler = logging.FileHandler(log_path, mode=mode)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger()
@@ -27,7 +47,18 @@ def setup_logging(log_path, mode="w"):
     root.setLevel(logging.INFO)
 
     def log_uncaught(kind, value, tb):
-        logging.getLogger("nucleoflow").error("failed", exc_info=(kind, value, tb))
+        record = logging.getLogger("nucleoflow").makeRecord("nucleoflow", logging.ERROR, __file__, 0, "failed: %s", (value,), (kind, value, tb))
+        handler.handle(record)  # the traceback: the rule's log only
+        if not expected_error(value, tb):
+            sys.__excepthook__(kind, value, tb)
+            return
+        message = f"{value}" if isinstance(value, UserError) else f"{kind.__name__}: {value}"
+        try:
+            ERRORS_DIR.mkdir(parents=True, exist_ok=True)
+            (ERRORS_DIR / f"{os.getpid()}.txt").write_text(f"{message}\n(details: {log_path})\n")
+        except OSError:
+            pass  # a full disk: the message still reaches stderr
+        sys.stderr.write(f"\nnucleoflow: error: {message}\n(details: {log_path})\n")
 
     sys.excepthook = log_uncaught
 
@@ -74,18 +105,64 @@ def atomic_path(path):
                 os.remove(tmp)
 
 
+def _new_dir(folder, prefix, suffix):
+    """Create a new folder of a unique name (mode 0777 less the process umask, as mkdir gives)."""
+    while True:
+        path = Path(folder) / f"{prefix}{secrets.token_hex(6)}{suffix}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+
+
+def _alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def _remove_stale_staging(path):
+    """Staging folders of `path` left by killed processes of this host (never a live one's)."""
+    host = socket.gethostname()
+    for old in path.parent.glob(f".{path.name}.*.part"):
+        parts = old.name[len(path.name) + 2 : -len(".part")].rsplit(".", 2)
+        if len(parts) == 3 and parts[0] == host and parts[1].isdigit() and not _alive(int(parts[1])):
+            shutil.rmtree(old, ignore_errors=True)
+
+
 @contextlib.contextmanager
 def staging_dir(path):
-    """Yield a hidden sibling folder that replaces `path` only if the block succeeds."""
+    """Yield a hidden sibling folder that replaces `path` only if the block succeeds.
+
+    Its name is unique to this process (.<name>.<host>.<pid>.<random>.part), so a rerun started
+    while an earlier job still runs (after a killed Snakemake and --unlock; on SLURM jobs outlive
+    the controller) never deletes the other's staging; stale ones of dead processes on this host
+    are removed. The finished folder replaces `path` by renames (the old one moved aside first),
+    so a reader never sees a half-written or half-deleted folder.
+    """
     path = Path(path)
-    tmp = path.with_name(f".{path.name}.part")
     with _output_errors(path):
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_staging(path)
+        tmp = _new_dir(path.parent, f".{path.name}.{socket.gethostname()}.{os.getpid()}.", ".part")
         try:
             yield tmp
-            shutil.rmtree(path, ignore_errors=True)
-            tmp.rename(path)
+            for _ in range(10):
+                if path.exists() or path.is_symlink():
+                    aside = _new_dir(path.parent, f".{path.name}.old.", ".part")
+                    os.replace(path, aside / "old")
+                    shutil.rmtree(aside, ignore_errors=True)
+                try:
+                    tmp.rename(path)
+                    break
+                except OSError as exc:  # another job put its own output there in between
+                    if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                        raise
         except OutputError as exc:  # name the output folder, not its hidden staging copy
             raise OutputError(path, exc.problem, exc.remedy) from exc
         finally:

@@ -75,20 +75,76 @@ def save_model(model, path, **metadata):
         tmp.write_text(json.dumps({"config": model.config, **metadata}, indent=2, default=str) + "\n")
 
 
+NOT_A_MODEL = "Point segment.model at a model.pt written by the train rule"
+# What a model file may ask for: the architectures this pipeline trains (config/schema), the
+# network input of reader.RegionSource.read (3 channels) and the 3 classes of targets.py.
+MODEL_LIMITS = {"depth": (1, 6), "base_width": (4, 128)}
+NORMS = ("batch", "instance", "group", "none")
+IN_CHANNELS, N_CLASSES = 3, 3
+
+
+def check_model_config(config, path):
+    """Refuse a model file's architecture before anything is allocated for it, naming the file."""
+    remedy = "Point segment.model (or train.init_model) at a model.pt written by this pipeline's train rule"
+    if not isinstance(config, dict):
+        raise InputError(path, f"holds no model configuration (found {type(config).__name__})", remedy)
+    unknown = set(config) - {"in_channels", "n_classes", "depth", "base_width", "norm"}
+    if unknown:
+        raise InputError(path, f"asks for unknown model settings {sorted(unknown)}", remedy)
+    for key, (low, high) in MODEL_LIMITS.items():
+        value = config.get(key)
+        if not (isinstance(value, int) and not isinstance(value, bool) and low <= value <= high):
+            raise InputError(path, f"asks for a U-Net with {key} = {value!r}, outside {low}-{high}", remedy)
+    if config.get("norm") not in NORMS:
+        raise InputError(path, f"asks for the unknown normalisation {config.get('norm')!r}", remedy)
+    for key, expected, what in (("in_channels", IN_CHANNELS, "input channels"), ("n_classes", N_CLASSES, "output classes")):
+        if config.get(key, expected) != expected:
+            raise InputError(
+                path,
+                f"is a network with {config.get(key)} {what}; this pipeline feeds {IN_CHANNELS} channels (gray or RGB) and reads "
+                f"{N_CLASSES} classes (background, interior, border)",
+                remedy,
+            )
+
+
 def load_model(path, device="cpu"):
     """Load a model saved by save_model (a path, or a shipped model's name); weights_only
-    refuses pickled code in untrusted files."""
+    refuses pickled code in untrusted files; the architecture is checked (check_model_config)
+    before it is built."""
     path = model_path(path)
     try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+    except OSError as exc:
+        raise InputError(path, f"cannot be read ({exc.strerror})", "Point segment.model at an existing model.pt, or a shipped model's name") from exc
+    if head[:2] not in (b"PK", b"\x80\x02"):  # torch.save's zip archive, or its legacy pickle
+        raise InputError(
+            path,
+            f"is not a PyTorch model file (it starts with the bytes {head!r}, not a zip archive)",
+            "Point segment.model at a model.pt written by the train rule",
+        )
+    try:
         payload = torch.load(path, map_location=device, weights_only=True)
-        model = UNet(**payload["config"])
-        model.load_state_dict(payload["state_dict"])
     except pickle.UnpicklingError as exc:
+        if "global" not in str(exc).lower() and "unsupported" not in str(exc).lower():
+            raise InputError(path, f"is corrupt or not a model ({str(exc).splitlines()[0]})", NOT_A_MODEL) from exc
         raise InputError(
             path,
             "holds pickled objects other than tensors and was refused, as they could run code",
             "Point segment.model at a model.pt written by the train rule, from a source you trust",
         ) from exc
+    except Exception as exc:
+        raise InputError(
+            path,
+            f"is not a model saved by this pipeline ({type(exc).__name__}: {exc})",
+            "Point segment.model at a model.pt written by the train rule",
+        ) from exc
+    if not isinstance(payload, dict) or "config" not in payload or "state_dict" not in payload:
+        raise InputError(path, "is not a model saved by this pipeline (no config and state_dict)", NOT_A_MODEL)
+    check_model_config(payload["config"], path)
+    try:
+        model = UNet(**payload["config"])
+        model.load_state_dict(payload["state_dict"])
     except Exception as exc:
         raise InputError(
             path,

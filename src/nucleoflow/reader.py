@@ -156,7 +156,8 @@ class RegionSource:
                 raise InputError(
                     name,
                     f"holds {sizes['P']} planes of shape {shape}, and no metadata says whether they are channels, Z slices or time points",
-                    f"If they are channels: {CHANNEL_REMEDY.lower()} (an index 0-{sizes['P'] - 1}); if Z slices or time points: {STACK_REMEDY.lower()}",
+                    f"If they are channels, set segment.channel to the nuclear one (an index 0-{sizes['P'] - 1}, or rgb for an RGB colour image); "
+                    "if Z slices or time points, segment one 2D plane per file (save one plane or a maximum projection: Fiji, Image > Stacks > Z Project)",
                 )
             axes = axes.replace("P", "C")
             sizes = dict(zip(axes, shape))

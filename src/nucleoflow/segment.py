@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from .blocks import RegionSource, label_bands, label_image, open_image
-from .engine import load_engine
+from .engine import check_tile, load_engine
 from .errors import InputError
 from .formats import write_label_ome_tiff, write_ome_zarr
 from .io import staging_dir
@@ -45,6 +45,7 @@ class Segmenter:
         self.channel, self.pixel_size_um = channel, pixel_size_um  # reader.open_image's (segment.channel, segment.pixel_size_um)
         self.tiling, overrides = split_options(options)
         self.engine = load_engine(model_path, self.tiling.engine, threads)
+        check_tile(self.tiling.tile, self.engine, model_path)
         self.model = str(model_path)
         self.metadata = self.engine.metadata
         card = self.metadata.get("postprocess")
@@ -208,16 +209,18 @@ def check_outputs(outputs, setting):
         raise InputError(setting, f"names unknown outputs {unknown}", f"Choose from {list(OUTPUTS)}")
 
 
-def segment_images(segmenter, images, out_dir, outputs=DEFAULT_OUTPUTS, pixel_size_um=None):
+def segment_images(segmenter, images, out_dir, outputs=DEFAULT_OUTPUTS, pixel_size_um=None, skipped=()):
     """Label each image into out_dir/<stem>.<outputs> (each image's files written whole or not at
     all) and out_dir/summary.csv (one row per image), with progress over the images and over the
-    tiles of each. pixel_size_um None: each image's own (segment.pixel_size_um, else the file's)."""
+    tiles of each. pixel_size_um None: each image's own (segment.pixel_size_um, else the file's).
+    skipped: (path, reason) of entries that were not images, each a summary row saying why."""
     rows = []
     with progress(images, desc="images", unit="image", log=log) as bar:
         for path in bar:
             with progress(desc=path.name, unit="tile", log=log, leave=False, position=1, delay=LOG_INTERVAL_S) as tiles:
                 rows.append(segmenter.to_files(path, out_dir, outputs, pixel_size_um, tiles=tiles))
             log.info("%s: %d nuclei", path.name, rows[-1]["nuclei"])
+    rows = [{**row, "status": "segmented"} for row in rows] + [{"image": Path(p).name, "status": f"skipped: {why}"} for p, why in skipped]
     pd.DataFrame(rows).to_csv(Path(out_dir) / "summary.csv", index=False)
 
 
@@ -228,7 +231,8 @@ def segment_folder(input_dir, out_dir, model_path, shard=(1, 1), threads=1, outp
 
     shard (k, n): only the k-th of every n images (sorted by name), so n jobs share a folder.
     """
-    images = list_images(input_dir, "segment.input_dir")
+    skipped = []
+    images = list_images(input_dir, "segment.input_dir", skipped)
     check_stems(images, input_dir)
     check_outputs(outputs, "segment.outputs")
     k, n = shard
@@ -236,7 +240,7 @@ def segment_folder(input_dir, out_dir, model_path, shard=(1, 1), threads=1, outp
     check_images(images, channel, pixel_size_um)
     segmenter = Segmenter(model_path, threads, channel=channel, pixel_size_um=pixel_size_um, **options)
     with staging_dir(out_dir) as tmp:
-        segment_images(segmenter, images, tmp, outputs)
+        segment_images(segmenter, images, tmp, outputs, skipped=skipped if k == 1 else ())  # skipped entries: one shard says
 
 
 def _link(src, dst):

@@ -25,7 +25,7 @@ from .device import autocast, prepare, seeded, torch_threads
 from .errors import InputError
 from .io import atomic_path
 from .launch import joined, launch
-from .loss import loss_fn, train_step
+from .loss import FINITE_CHECK_STEPS, check_finite, loss_fn, train_step
 from .metrics import image_scores
 from .model import UNet, load_model
 from .options import Training
@@ -168,6 +168,8 @@ def _train_epoch(net, optimizer, data, training, epoch, rank, clock):
         batch = make_batch(data.train_set, picks, training.crop_size, rng, rank.device, data.augmentation)
         # Summed on the device: a .item() per step would stall the GPU queue.
         running += train_step(net, optimizer, *batch, rank.device, training.border_weight).detach()
+        if rank.device.type != "cuda" or step % FINITE_CHECK_STEPS == FINITE_CHECK_STEPS - 1 or step == steps - 1:
+            check_finite(running, net, epoch, step)
         if clock:
             clock.step()
     return running.item() / steps, lr

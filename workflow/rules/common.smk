@@ -1,9 +1,16 @@
+import atexit
 import os
 import re
+import shutil
+import sys
 from pathlib import Path
 
 import nucleoflow
+import yaml
+
 from nucleoflow.deps import module_files
+from nucleoflow.io import ERRORS_DIR
+from nucleoflow.reader import file_fingerprint, image_entries
 from nucleoflow.shipped import model_path
 
 # --use-conda: every env installs this package from the source folder the workflow imports it
@@ -11,6 +18,9 @@ from nucleoflow.shipped import model_path
 os.environ.setdefault(
     "NUCLEOFLOW_SRC", str(Path(nucleoflow.__file__).resolve().parents[2])
 )
+# Below this much free disk space nothing starts: Snakemake's own metadata writes would fail
+# with a bare OSError, and every rule writes outputs.
+MIN_FREE_MB = 100
 
 
 def lib(*modules):
@@ -30,15 +40,40 @@ def data_source(wildcards):
     return "results/download/archive.zip"
 
 
-def segment_input(wildcards):
-    """The user's image folder; asked for only when the segment target is built."""
+def segment_folder_checked():
+    """segment.input_dir, refused (naming the key) when empty or not a folder."""
     folder = config["segment"]["input_dir"]
     if not folder:
         raise ValueError(
             "segment.input_dir is empty: run e.g. "
             "snakemake segment --config segment='{input_dir: my_images, model: results/model/model.pt}'"
         )
+    if not Path(folder).is_dir():
+        raise ValueError(
+            f"segment.input_dir {folder!r} is not a folder (from {Path.cwd()}): "
+            "set it to the folder of your images"
+        )
     return folder
+
+
+def segment_input(wildcards):
+    """The user's images themselves, file by file (and OME-Zarr folders): a changed, added or
+    removed image reruns segment; asked for only when the segment target is built."""
+    images, _ = image_entries(segment_folder_checked())
+    return [str(p) for p in images]
+
+
+def segment_fingerprint(wildcards):
+    """What identifies each input image (size, mtime, inode; every file of an OME-Zarr) and the
+    folder itself: an image replaced by another of the same name, even with an older mtime,
+    or another folder, reruns segment (params trigger); results of another input are never served.
+    """
+    folder = segment_folder_checked()
+    images, _ = image_entries(folder)
+    return {
+        "input_dir": str(Path(folder).resolve()),
+        "images": {p.name: file_fingerprint(p) for p in images},
+    }
 
 
 def tuned_thresholds(wildcards):
@@ -75,3 +110,93 @@ def text_numbers(node, key=""):
     ):
         return [f"{key[:-1]}: {node}"]
     return []
+
+
+def coerce_text_values(node, schema, key=""):
+    """Values given as text on the command line (--config segment='{block_size: 64}' gives the
+    text '64') where the schema wants a number, boolean or null: read as YAML reads them.
+    Returns the keys changed."""
+    changed = []
+    props = schema.get("properties", {}) if isinstance(schema, dict) else {}
+    for name, value in list(node.items()) if isinstance(node, dict) else []:
+        sub = props.get(name)
+        if sub is None:
+            continue
+        if isinstance(value, dict):
+            changed += coerce_text_values(value, sub, f"{key}{name}.")
+        elif isinstance(value, str) and value.strip():
+            types = sub.get("type", [])
+            types = set(types if isinstance(types, list) else [types])
+            if not types & {"integer", "number", "boolean", "null"}:
+                continue
+            try:
+                parsed = yaml.safe_load(value)
+            except yaml.YAMLError:
+                continue
+            fits = (
+                (isinstance(parsed, bool) and "boolean" in types)
+                or (parsed is None and "null" in types)
+                or (
+                    isinstance(parsed, int)
+                    and not isinstance(parsed, bool)
+                    and types & {"integer", "number"}
+                )
+                or (isinstance(parsed, float) and "number" in types)
+            )
+            if fits:
+                node[name] = parsed
+                changed.append(f"{key}{name}")
+    return changed
+
+
+def contradictions(config):
+    """Settings that contradict each other, each message naming the keys (checked before any
+    job starts)."""
+    problems = []
+    segment, predict, model, train = (
+        config["segment"],
+        config["predict"],
+        config["model"],
+        config["train"],
+    )
+    if not segment["context"] < segment["block_size"]:
+        problems.append(
+            f"segment.context ({segment['context']}) must be below segment.block_size ({segment['block_size']}): "
+            "each block is labelled with context pixels of image around it"
+        )
+    multiple = 2 ** model["depth"]
+    for key, value in (
+        ("predict.tile_size", predict["tile_size"]),
+        ("train.crop_size", train["crop_size"]),
+    ):
+        if value % multiple:
+            problems.append(
+                f"{key} ({value}) must be a multiple of 2**model.depth = {multiple}"
+            )
+    return problems
+
+
+def disk_space_problem(folder="."):
+    """A message when the disk of `folder` has under MIN_FREE_MB free, else None."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return None
+    if free >= MIN_FREE_MB * 2**20:
+        return None
+    return (
+        f"only {free / 2**20:.0f} MiB free on the disk of {Path(folder).resolve()} (at least {MIN_FREE_MB} MiB are needed): "
+        "free disk space, or run the workflow from a folder on another disk"
+    )
+
+
+def print_job_errors():
+    """The messages of the jobs that failed with an expected error (io.setup_logging), printed
+    after everything Snakemake prints, so they are the last lines the user reads."""
+    files = (
+        sorted(ERRORS_DIR.glob("*.txt"), key=lambda p: p.stat().st_mtime)
+        if ERRORS_DIR.is_dir()
+        else []
+    )
+    for path in files:
+        sys.stderr.write(f"\nnucleoflow: error: {path.read_text()}")

@@ -19,6 +19,7 @@ rule segment_shard:
     params:
         predict=tiling_config,
         segment=config["segment"],
+        inputs=segment_fingerprint,
     script:
         "../scripts/segment.py"
 

@@ -8,7 +8,7 @@ from nucleoflow.segment import segment_folder
 
 setup_logging(snakemake.log[0])
 segment_folder(
-    snakemake.input.images,
+    snakemake.params.segment["input_dir"],
     snakemake.output[0],
     snakemake.input.model,
     shard=tuple(int(n) for n in snakemake.wildcards.scatteritem.split("-of-")),

@@ -1,0 +1,125 @@
+"""Inputs that lie, through the workflow (issue 14): `segment` with the shipped model (no
+training) tracks each input image, never serves results of another input, checks settings
+before any job, and prints an expected error as the last lines the user reads."""
+
+import os
+import time
+
+import numpy as np
+import pytest
+import tifffile
+import yaml
+from PIL import Image
+from runner import copy_workflow, snakemake
+from synthetic import discs
+
+pytestmark = pytest.mark.slow  # each test runs Snakemake (the shipped model: no training)
+SHAPE = (128, 160)
+
+
+def micrograph(n):
+    """A gray image with n bright discs."""
+    centres = [(30, 30), (30, 80), (80, 120), (100, 40), (64, 64)][:n]
+    return np.where(discs(SHAPE, centres, 9) > 0, 200, 20).astype(np.uint8)
+
+
+@pytest.fixture
+def work(tmp_path):
+    (tmp_path / "work").mkdir()
+    return copy_workflow(tmp_path / "work")
+
+
+def write_config(path, **sections):
+    path.write_text(yaml.safe_dump(sections))
+    return str(path)
+
+
+def segment_config(work, folder, **extra):
+    return write_config(work / "seg.yaml", segment={"input_dir": str(folder), "model": "dsb2018_unet", **extra}, predict={"tta": False})
+
+
+def nuclei(work, stem):
+    return int(tifffile.imread(work / "results" / "segment" / f"{stem}.tif").max())
+
+
+def last_lines(output, n=2):
+    return [line for line in output.strip().splitlines() if line.strip()][-n:]
+
+
+def test_segment_tracks_each_image_and_never_serves_another_inputs_results(work, tmp_path):
+    folder = tmp_path / "my_images"
+    folder.mkdir()
+    Image.fromarray(micrograph(2)).save(folder / "a.png")
+    Image.fromarray(micrograph(3)).save(folder / "b.png")
+    config = segment_config(work, folder)
+    snakemake(work, "segment", "--configfile", config)
+    assert (nuclei(work, "a"), nuclei(work, "b")) == (2, 3)
+    assert "Nothing to be done" in snakemake(work, "segment", "--configfile", config).stdout
+
+    # Replace a.png by another image of the same name, with an older mtime than the results.
+    past = time.time() - 3600
+    Image.fromarray(micrograph(5)).save(tmp_path / "other.png")
+    os.utime(tmp_path / "other.png", (past, past))
+    os.replace(tmp_path / "other.png", folder / "a.png")
+    out = snakemake(work, "segment", "--configfile", config).stdout
+    assert "Nothing to be done" not in out
+    assert nuclei(work, "a") == 5
+
+    # A mistyped folder: an error naming the key, the old results untouched but never reported done.
+    typo = snakemake(work, "segment", "--configfile", segment_config(work, tmp_path / "my_imagez"), check=False)
+    assert typo.returncode != 0
+    assert f"segment.input_dir '{tmp_path / 'my_imagez'}' is not a folder" in typo.stdout
+
+    # Another existing folder: segment reruns and serves only that folder's images.
+    other = tmp_path / "other_images"
+    other.mkdir()
+    Image.fromarray(micrograph(1)).save(other / "c.png")
+    os.utime(other / "c.png", (past, past))
+    os.utime(other, (past, past))
+    out = snakemake(work, "segment", "--configfile", segment_config(work, other)).stdout
+    assert "Nothing to be done" not in out
+    assert sorted(p.name for p in (work / "results" / "segment").glob("*.tif")) == ["c.tif"]
+    assert nuclei(work, "c") == 1
+
+
+@pytest.mark.parametrize(
+    "given, needles",
+    [
+        (["--config", "segment={block_size: 64}"], ["segment.context (64) must be below segment.block_size (64)"]),
+        (["--config", "predict={tile_size: 1008}", "model={depth: 5}"], ["predict.tile_size (1008) must be a multiple of 2**model.depth = 32"]),
+        (["--config", "segment={context: 300, block_size: 256}"], ["segment.context (300) must be below segment.block_size (256)"]),
+    ],
+)
+def test_contradicting_settings_are_refused_before_any_job(work, given, needles):
+    result = snakemake(work, "-n", *given, check=False)
+    assert result.returncode != 0
+    for needle in needles:
+        assert needle in result.stdout, result.stdout[-2000:]
+    assert not (work / "results").exists()
+
+
+def test_config_numbers_given_as_text_on_the_command_line_are_numbers(work, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(micrograph(2)).save(folder / "a.png")
+    result = snakemake(work, "-n", "segment", "--config", f"segment={{input_dir: {folder}, block_size: 2048, pixel_size_um: 0.5, channel: 0}}")
+    assert result.returncode == 0 and "segment_shard" in result.stdout
+
+
+def test_expected_error_is_the_last_thing_printed(work, tmp_path):
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    Image.fromarray(micrograph(2)).save(folder / "a.png")
+    tifffile.imwrite(folder / "b.tif", np.stack([micrograph(2), micrograph(1)], -1))  # two channels, no choice
+    result = snakemake(work, "segment", "--configfile", segment_config(work, folder), check=False)
+    assert result.returncode != 0
+    message, details = last_lines(result.stdout)
+    assert message.startswith(f"nucleoflow: error: {folder / 'b.tif'}: has 2 channels"), result.stdout[-3000:]
+    assert message.endswith("Set segment.channel to the nuclear channel: its index, its name, or rgb for an RGB colour image")
+    assert details == "(details: results/logs/segment/1-of-1.log)"
+    log = (work / "results" / "logs" / "segment" / "1-of-1.log").read_text()
+    assert "Traceback" in log
+    assert not (work / "results" / "segment").exists() and not (work / "results" / "segment_shards" / "1-of-1").exists()
+    # With the channel chosen it runs; the second channel is measured too.
+    snakemake(work, "segment", "--configfile", segment_config(work, folder, channel=0))
+    assert nuclei(work, "b") == 2
