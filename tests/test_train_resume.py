@@ -16,8 +16,7 @@ from nucleoflow.errors import InputError
 from nucleoflow.model import load_model
 from nucleoflow.train import initial_model
 
-# Real trainings in subprocesses (about 3 minutes on 2 cores): left out by -m "not slow".
-pytestmark = pytest.mark.slow
+# Real trainings in subprocesses (about 2 minutes on 2 cores), part of the default run.
 
 MODEL = {"depth": 2, "base_width": 8, "norm": "batch"}
 TRAIN = {

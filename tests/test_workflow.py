@@ -26,8 +26,8 @@ from runner import copy_workflow, snakemake
 
 from nucleoflow.metrics import image_scores
 
-# The smoke workflow runs here (about 5 minutes on 2 cores): left out by -m "not slow".
-pytestmark = pytest.mark.slow
+# The smoke workflow runs here (a few minutes on 2 cores): part of the default run; the 10000 px
+# segment test below is `slow`.
 
 
 @pytest.fixture(scope="module")
