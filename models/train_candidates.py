@@ -36,8 +36,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-import yaml
-from train_shipped import VALIDATION_S, save_best_from_checkpoint
+from train_shipped import VALIDATION_S, config_sections, save_best_from_checkpoint
 
 from nucleoflow.device import pick_device
 from nucleoflow.engine import load_engine
@@ -53,7 +52,6 @@ from nucleoflow.shipped import model_path
 from nucleoflow.train import train
 from nucleoflow.tune import tune_by_modality
 
-ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("train_candidates")
 
 ROBUST_AUGMENT = {"zoom": [0.5, 2.0], "aspect": 0.2, "stain": 0.2, "hue": 0.05, "saturation": 0.3, "grayscale": 0.1, "invert": 0.05}
@@ -147,12 +145,7 @@ def main():
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a model or train setting of every candidate")
     args = parser.parse_args()
 
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    model_cfg, base_cfg = config["model"], {**config["train"], "epochs": args.epochs}
-    for item in args.set:
-        key, value = item.split("=", 1)
-        section, name = key.split(".")
-        {"model": model_cfg, "train": base_cfg}[section][name] = yaml.safe_load(value)
+    model_cfg, base_cfg = config_sections(args.epochs, args.set)
     Path(args.out).mkdir(parents=True, exist_ok=True)
     setup_logging(Path(args.out) / "candidates.log")
     device = pick_device()

@@ -44,6 +44,17 @@ def save_best_from_checkpoint(checkpoint, model_cfg, model_path, train_cfg, devi
     log.warning("stopped after epoch %d of %d; saved the best one (%d, val_dsb %.4f)", state["epoch"], train_cfg.epochs, best["epoch"], best["val_dsb"])
 
 
+def config_sections(epochs, sets):
+    """config/config.yaml's model and train sections, with `epochs` and SECTION.KEY=VALUE overrides."""
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    model_cfg, train_cfg = config["model"], {**config["train"], "epochs": epochs}
+    for item in sets:
+        key, value = item.split("=", 1)
+        section, name = key.split(".")
+        {"model": model_cfg, "train": train_cfg}[section][name] = yaml.safe_load(value)
+    return model_cfg, train_cfg
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="a results/data folder (manifest.csv, images/, labels/)")
@@ -54,12 +65,7 @@ def main():
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a model or train setting")
     args = parser.parse_args()
 
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    model_cfg, train_cfg = config["model"], {**config["train"], "epochs": args.epochs}
-    for item in args.set:
-        key, value = item.split("=", 1)
-        section, name = key.split(".")
-        {"model": model_cfg, "train": train_cfg}[section][name] = yaml.safe_load(value)
+    model_cfg, train_cfg = config_sections(args.epochs, args.set)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     setup_logging(out / "train.log")
