@@ -107,6 +107,11 @@ def check_model_config(config, path):
             )
 
 
+def _not_ours(path, exc):
+    what = f"is not a model saved by this pipeline ({type(exc).__name__}: {exc})"
+    return InputError(path, what, "Point segment.model at a model.pt written by the train rule")
+
+
 def load_model(path, device="cpu"):
     """Load a model saved by save_model (a path, or a shipped model's name); weights_only
     refuses pickled code in untrusted files; the architecture is checked (check_model_config)
@@ -134,11 +139,7 @@ def load_model(path, device="cpu"):
             "Point segment.model at a model.pt written by the train rule, from a source you trust",
         ) from exc
     except Exception as exc:
-        raise InputError(
-            path,
-            f"is not a model saved by this pipeline ({type(exc).__name__}: {exc})",
-            "Point segment.model at a model.pt written by the train rule",
-        ) from exc
+        raise _not_ours(path, exc) from exc
     if not isinstance(payload, dict) or "config" not in payload or "state_dict" not in payload:
         raise InputError(path, "is not a model saved by this pipeline (no config and state_dict)", NOT_A_MODEL)
     check_model_config(payload["config"], path)
@@ -146,9 +147,5 @@ def load_model(path, device="cpu"):
         model = UNet(**payload["config"])
         model.load_state_dict(payload["state_dict"])
     except Exception as exc:
-        raise InputError(
-            path,
-            f"is not a model saved by this pipeline ({type(exc).__name__}: {exc})",
-            "Point segment.model at a model.pt written by the train rule",
-        ) from exc
+        raise _not_ours(path, exc) from exc
     return prepare(model, device).eval(), payload.get("metadata", {})
