@@ -28,6 +28,7 @@ from nucleoflow.io import load_hwc  # noqa: E402
 from nucleoflow.metrics import image_scores, summarize  # noqa: E402
 from nucleoflow.options import Tiling  # noqa: E402
 from nucleoflow.segment import Segmenter  # noqa: E402
+from nucleoflow.shipped import model_path  # noqa: E402
 
 TARGETS = "targets: DSB all >= 0.60; fluorescence AP@0.5 pooled >= 0.86; DSB of each modality >= 0.40"
 
@@ -47,7 +48,7 @@ def scores(method, examples, segment):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, required=True, help="folder written by the preprocess rule")
-    parser.add_argument("--model", default="dsb2018_unet")
+    parser.add_argument("--model", type=model_path, default="dsb2018_unet", help="a shipped model's name or a model.pt path")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--per-image", type=Path, help="also write the per-image scores to this CSV")
     args = parser.parse_args()
