@@ -100,7 +100,16 @@ def _add_segment(commands):
     )
     model.add_argument("--threads", type=int, default=_threads(), metavar="N", help="CPU threads for inference (default: the CPUs this process may use)")
     tiles = parser.add_argument_group("tiling (memory and speed; the defaults suit any image size)")
-    tiles.add_argument("--tile", type=int, default=tiling.tile, metavar="PX", help=f"sliding-window side in pixels (default: {tiling.tile})")
+    tiles.add_argument(
+        "--tile", type=int, default=tiling.tile, metavar="PX", help="sliding-window side in pixels (default: 0, the largest that fits --memory-mb)"
+    )
+    tiles.add_argument(
+        "--memory-mb",
+        type=int,
+        default=tiling.memory_mb,
+        metavar="MB",
+        help=f"memory for the network's activations, which sets the window with --tile 0 (default: {tiling.memory_mb})",
+    )
     tiles.add_argument(
         "--overlap",
         type=float,
@@ -113,7 +122,14 @@ def _add_segment(commands):
         "--tta",
         action=argparse.BooleanOptionalAction,
         default=tiling.tta,
-        help="average the 8 rotations/flips of each window: about +0.01 DSB, 8x slower (default: on)",
+        help="average the 8 rotations/flips of each window: about +0.01 DSB, 8x slower (default: on, up to --tta-max-mp)",
+    )
+    tiles.add_argument(
+        "--tta-max-mp",
+        type=float,
+        default=tiling.tta_max_mp,
+        metavar="MP",
+        help=f"test-time augmentation only for images up to this many megapixels; 0: any size (default: {tiling.tta_max_mp})",
     )
     tiles.add_argument(
         "--block", type=int, default=tiling.block, metavar="PX", help=f"labelling block side; bounds memory for huge images (default: {tiling.block})"

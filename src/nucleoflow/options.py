@@ -16,17 +16,22 @@ from types import MappingProxyType
 class Tiling:
     """How an image is cut for the network and for labelling."""
 
-    tile: int = 1024  # side of the sliding window (rounded up to the network's multiple)
+    tile: int = 0  # side of the sliding window; 0: the largest a batch fits in memory_mb (infer.tile_side)
+    memory_mb: int = 2048  # memory for one batch of windows' activations, with tile 0
     overlap: float = 0.0625  # fraction of the tile shared by neighbouring windows
     batch_size: int = 1  # windows per forward pass
     tta: bool = True  # average the 8 rotations/flips of every window (8x slower)
+    tta_max_mp: float = 2.0  # ...on images up to this many megapixels (0: any size)
     block: int = 1024  # labelling block side: bounds memory for images of any size
     context: int = 64  # pixels of image around each block (above the largest nucleus radius)
     engine: str = "auto"  # see engine.load_engine
 
     def __post_init__(self):
-        if self.tile < 1 or self.batch_size < 1:
-            raise ValueError(f"tile ({self.tile}) and batch_size ({self.batch_size}) must be positive")
+        if self.tile < 0 or self.batch_size < 1 or self.memory_mb < 1 or self.tta_max_mp < 0:
+            raise ValueError(
+                f"tile ({self.tile}), tta_max_mp ({self.tta_max_mp}) must be at least 0, "
+                f"batch_size ({self.batch_size}) and memory_mb ({self.memory_mb}) positive"
+            )
         if not 0 <= self.overlap < 1:
             raise ValueError(f"overlap ({self.overlap}) must be at least 0 and below 1")
         if not 0 <= self.context < self.block:
@@ -35,7 +40,15 @@ class Tiling:
     @classmethod
     def from_config(cls, predict, segment=None):
         """From the config's predict (and segment) sections."""
-        keys = {"tile": "tile_size", "overlap": "overlap", "batch_size": "batch_size", "tta": "tta", "engine": "engine"}
+        keys = {
+            "tile": "tile_size",
+            "memory_mb": "memory_mb",
+            "overlap": "overlap",
+            "batch_size": "batch_size",
+            "tta": "tta",
+            "tta_max_mp": "tta_max_mp",
+            "engine": "engine",
+        }
         values = {name: predict[key] for name, key in keys.items()}
         if segment is not None:
             values.update(block=segment["block_size"], context=segment["context"])
