@@ -3,7 +3,7 @@
     python benchmarks/large_image.py [--model dsb2018_unet|path/to/model.pt] [--side 10000] [--threads 2]
 
 The image is an 8-bit gray, tiled zlib TIFF (read tile by tile) made of real DSB2018 images
-(noise without the data), repeated with flips so nuclei cross every block border. Each run
+(throughput.mosaic), repeated with flips so nuclei cross every block border. Each run
 segments it in a fresh process through Segmenter.to_files, the code path of the segment rule
 (without test-time augmentation), which reports its own peak RSS (getrusage); the table ends
 with all outputs / labels alone.

@@ -6,20 +6,25 @@ Prints the FMA peak (benchmarks/peak.py), the model's forward GFLOP per megapixe
 baseline (whole image in one eager fp32 NCHW pass, BatchNorm unfused), then each engine and
 tiling as MP/s, fraction of the peak and speed-up over the baseline, the largest difference
 from the eager model, and the postprocess MP/s. The image is a mosaic of real DSB2018 images
-when ../shared/data/dsb2018 is present (postprocess speed depends on the nuclei), else noise.
-With --device cuda it prints GPU figures instead: the naive baseline in fp32 on the GPU, and the
-torch engine (bf16 autocast, channels_last) with batched tiles.
+(the archive's when ../shared/data/dsb2018 is present, else the committed crops).
+With --device cuda (use --side 10000) it prints GPU figures instead (device_section): the naive
+fp32 whole-image pass on the GPU, predict blended in numpy and device-resident (bf16 autocast,
+channels_last), and end-to-end segment of a TIFF with the GPU's utilisation.
 Last, OpenVINO's time per layer type on one 1024x1024 tile, with the convolutions' own fraction
 of the peak: predict cannot go faster than its convolutions.
 """
 
 import argparse
 import os
+import shutil
+import subprocess
+import tempfile
 import time
 import zipfile
 from pathlib import Path
 
 import numpy as np
+import tifffile
 import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
@@ -29,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 from peak import fma_peak  # noqa: E402
 
 from nucleoflow.engine import OpenVinoEngine, load_engine  # noqa: E402
-from nucleoflow.infer import predict_tiled  # noqa: E402
+from nucleoflow.infer import predict_rows, predict_tiled, tile_side  # noqa: E402
 from nucleoflow.io import decode_image, to_hwc  # noqa: E402
 from nucleoflow.model import load_model  # noqa: E402
 from nucleoflow.normalize import normalize  # noqa: E402
@@ -37,9 +42,12 @@ from nucleoflow.options import Tiling  # noqa: E402
 from nucleoflow.postprocess import instances  # noqa: E402
 
 ARCHIVE = ROOT.parent / "shared" / "data" / "dsb2018" / "stage1_train.zip"
-# (engine, tile, overlap): the workflow's default tiling, then larger tiles with thin overlaps, then
+CROPS = ROOT / ".test" / "data" / "dsb2018_crops.zip"
+# (engine, tile, overlap): the default (tile 0: the largest window memory_mb allows: one for a
+# 2048 px image), small tiles with a wide overlap, then larger tiles with thin overlaps, then
 # one tile for the whole (default-sized) image, which wastes no pixels on overlaps.
 SETTINGS = [
+    ("auto", 0, 0.0625),
     ("openvino", 256, 0.25),
     ("openvino", 512, 0.125),
     ("openvino", 1024, 0.0625),
@@ -50,19 +58,19 @@ SETTINGS = [
 
 
 def mosaic(side):
-    """A side x side gray image tiled from real 256x256 DSB2018 images (noise without the data)."""
-    if not ARCHIVE.exists():
-        print(f"note: {ARCHIVE} absent, using noise (postprocess figures are then meaningless)")
-        return (np.random.default_rng(0).random((side, side, 1)) * 255).astype(np.uint8)
-    tiles = []
-    with zipfile.ZipFile(ARCHIVE) as archive:
-        for name in sorted(n for n in archive.namelist() if "/images/" in n and n.endswith(".png")):
+    """A side x side gray image tiled from real 256x256 DSB2018 images: the archive's when
+    ../shared/data/dsb2018 is present, else the committed validation crops (repeated)."""
+    archive_path, prefix = (ARCHIVE, None) if ARCHIVE.exists() else (CROPS, "images/")
+    tiles, n = [], side // 256
+    with zipfile.ZipFile(archive_path) as archive:
+        names = sorted(name for name in archive.namelist() if name.endswith(".png") and (name.startswith(prefix) if prefix else "/images/" in name))
+        for name in names:
             image = to_hwc(decode_image(archive.read(name), name), name)
             if image.shape == (256, 256, 1):
                 tiles.append(image)
-            if len(tiles) == (side // 256) ** 2:
+            if len(tiles) == n * n:
                 break
-    n = side // 256
+    tiles = [tiles[i % len(tiles)] for i in range(n * n)]
     return np.concatenate([np.concatenate(tiles[i * n : (i + 1) * n], axis=1) for i in range(n)], axis=0)
 
 
@@ -123,31 +131,85 @@ def timed(fn, repeats=2):
     return best, result
 
 
-def cuda_main(args, flops, image):
-    """GPU rows: MP/s of eager fp32 whole-image inference and of bf16 batched tiling."""
-    device = torch.device("cuda")
-    megapixels = image.shape[1] * image.shape[2] / 1e6
-    print(f"device: {torch.cuda.get_device_name(device)}; model {flops:.1f} GFLOP/MP; image {image.shape[2]}x{image.shape[1]} ({megapixels:.2f} MP)")
-    eager = load_engine(args.model, "eager", device=device)
+def gpu_utilisation():
+    """Start sampling the GPU's utilisation (nvidia-smi, every 100 ms); the returned stop() gives
+    the mean and max in percent, or None where nvidia-smi is absent (a CPU smoke run)."""
+    if not shutil.which("nvidia-smi"):
+        return lambda: None
+    command = ["nvidia-smi", "--query-gpu=utilization.gpu", "--format=csv,noheader,nounits", "-lms", "100"]
+    sampler = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+
+    def stop():
+        sampler.terminate()
+        values = [int(v) for v in sampler.communicate()[0].split() if v.isdigit()]
+        return (sum(values) / len(values), max(values)) if values else None
+
+    return stop
+
+
+def synchronize(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def naive_whole_image(model, image, device):
+    """The naive baseline: the whole image in one eager fp32 NCHW pass on the device (BatchNorm
+    unfused, no autocast): (seconds, probabilities)."""
+    eager = load_engine(model, "eager", device=device)
     inputs = torch.from_numpy(image[None]).to(device)
 
-    def fp32_whole():
+    def run():
         with torch.no_grad():
-            out = eager.net(inputs)  # no autocast: fp32
-        torch.cuda.synchronize()
+            out = eager.net(inputs)
+        synchronize(device)
         return out
 
-    baseline_s, reference = timed(fp32_whole, repeats=3)
-    reference = reference[0].cpu().numpy()
-    print(f"{'naive: whole image, eager fp32 NCHW unfused':<48} {megapixels / baseline_s:8.2f} MP/s  {megapixels / baseline_s * flops / 1e3:7.2f} TFLOP/s")
-    engine = load_engine(args.model, "torch", device=device)
-    for tile, batch in [(1024, 1), (1024, 4), (512, 16)]:
-        seconds, probs = timed(lambda tile=tile, batch=batch: predict_tiled(engine, image, Tiling(tile=tile, overlap=0.0625, batch_size=batch, tta=False)), repeats=3)
-        diff = np.abs(probs[:, 64:-64, 64:-64] - reference[:, 64:-64, 64:-64]).max()
-        rate = megapixels / seconds
-        print(
-            f"{f'predict: torch bf16, tile {tile}, batch {batch}':<48} {rate:8.2f} MP/s  {rate * flops / 1e3:7.2f} TFLOP/s  {baseline_s / seconds:5.2f}x baseline  max |p - fp32| {diff:.1e}"
-        )
+    seconds, probs = timed(run, repeats=2)
+    return seconds, probs[0].cpu().numpy()
+
+
+def device_section(model, side, device, threads, workers):
+    """Rows for a device: predict MP/s of the numpy-blended path (tiles to the device and back one
+    batch at a time), of the device-resident path and of the naive fp32 pass, then end-to-end
+    segment (decode, predict, postprocess, write labels and measurements) of a side x side TIFF,
+    with the GPU's utilisation. Runs on the CPU too (a smoke test of this prepared script)."""
+    from large_image import make_image  # the 8-bit tiled zlib TIFF of the large-image benchmark
+
+    from nucleoflow.segment import Segmenter
+
+    megapixels = side * side / 1e6
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"device: {name}; model {gflop_per_mp(model):.1f} GFLOP/MP; image {side}x{side} ({megapixels:.1f} MP), no TTA")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "image.tif"
+        make_image(path, side)
+        image = normalize(tifffile.imread(path)[..., None])
+        baseline_s, reference = naive_whole_image(model, image, device)
+        print(f"{'naive: whole image, eager fp32 NCHW unfused':<56} {megapixels / baseline_s:8.1f} MP/s")
+        engine = load_engine(model, "torch", threads, device)
+        interior = slice(64, -64)  # away from the image edge, where tiles and the whole image pad differently
+        for label, tiling, resident in (
+            ("numpy-blended: tile 1024, batch 1", Tiling(tile=1024, tta=False), False),
+            ("resident: tile 1024, batch 4", Tiling(tile=1024, batch_size=4, tta=False), True),
+            ("resident: default tiling (memory_mb)", Tiling(tta=False), True),
+            ("resident: memory_mb 16384, batch 4", Tiling(memory_mb=16384, batch_size=4, tta=False), True),
+        ):
+
+            def run(tiling=tiling, resident=resident):
+                bands = predict_rows(lambda y0, y1: image[:, y0:y1], side, side, engine, tiling, resident=resident)
+                return np.concatenate([p for _, p in bands], axis=1)
+
+            seconds, probs = timed(run)
+            diff = np.abs(probs[:, interior, interior] - reference[:, interior, interior]).max()
+            print(f"{'predict, ' + label:<56} {megapixels / seconds:8.1f} MP/s  {baseline_s / seconds:5.2f}x naive  max |p - naive| {diff:.1e}")
+        segmenter = Segmenter(model, threads, tta=False, workers=workers)
+        stop = gpu_utilisation()
+        start = time.perf_counter()
+        row = segmenter.to_files(path, Path(tmp) / "out", ["labels", "measurements"])
+        seconds = time.perf_counter() - start
+        busy = stop()
+        usage = f"GPU busy {busy[0]:.0f}% mean, {busy[1]}% max" if busy else "GPU utilisation: no nvidia-smi"
+        print(f"{f'segment end to end, {workers} postprocess workers':<56} {megapixels / seconds:8.1f} MP/s  ({seconds:.1f} s, {row['nuclei']} nuclei; {usage})")
 
 
 def main():
@@ -156,9 +218,12 @@ def main():
     parser.add_argument("--side", type=int, default=2048, help="image side in pixels (a multiple of 256)")
     parser.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)), help="postprocess workers of the GPU section's segment")
     args = parser.parse_args()
     if args.device == "cuda":
-        return cuda_main(args, gflop_per_mp(args.model), normalize(mosaic(args.side)))
+        if not torch.cuda.is_available():
+            parser.error("--device cuda: no CUDA device here")
+        return device_section(args.model, args.side, torch.device("cuda"), args.threads, args.workers)
 
     peak = fma_peak()
     flops = gflop_per_mp(args.model)
@@ -180,7 +245,10 @@ def main():
         seconds, probs = timed(lambda engine=engine, tile=tile, overlap=overlap: predict_tiled(engine, image, Tiling(tile=tile, overlap=overlap, batch_size=1, tta=False)), repeats=3)
         interior = slice(64, -64)  # away from the image edge, where tiles and the whole image pad differently
         diff = np.abs(probs[:, interior, interior] - reference[:, interior, interior]).max()
-        row(f"predict: {name}, tile {tile}, overlap {overlap}", seconds, f"max |p - whole-image eager| {diff:.1e}")
+        label = f"predict: {name}, tile {tile}, overlap {overlap}" if tile else f"predict: defaults (tile {tile_side(Tiling(), engine)})"
+        row(label, seconds, f"max |p - whole-image eager| {diff:.1e}")
+        if not tile:
+            continue  # the default's window is one of the rows below
         forward = np.ascontiguousarray(image[None, :, :tile, :tile])
         seconds, out = timed(lambda engine=engine, forward=forward: engine(forward), repeats=3)
         rate = tile * tile / 1e6 / seconds

@@ -67,6 +67,10 @@ class Host:
         return np.zeros(shape, np.float32)
 
     @staticmethod
+    def weigh(probs, weight):  # in place: the engine's output is ours, one pass fewer
+        return np.multiply(probs, weight, out=probs)
+
+    @staticmethod
     def concat(arrays, axis):
         return np.concatenate(arrays, axis=axis)
 
@@ -103,6 +107,10 @@ class Resident:
 
     def zeros(self, shape):
         return torch.zeros(shape, dtype=torch.float32, device=self.device)
+
+    @staticmethod
+    def weigh(probs, weight):
+        return probs.mul_(weight)
 
     @staticmethod
     def concat(tensors, axis):
@@ -216,7 +224,7 @@ def predict_rows(read, height, width, engine, tiling=Tiling(), tiles=None, resid
             xs = cols_x[j : j + tiling.batch_size]
             batch = backend.stack([strip[:, :, x : x + tile_w] for x in xs])
             for x, p in zip(xs, _predict_batch(backend, batch, tta)):
-                total[:, y - top : y - top + tile_h, x : x + tile_w] += p * weight
+                total[:, y - top : y - top + tile_h, x : x + tile_w] += backend.weigh(p, weight)
                 norm[y - top : y - top + tile_h, x : x + tile_w] += weight
             if tiles is not None:
                 tiles.update(len(xs))
