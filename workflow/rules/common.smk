@@ -169,7 +169,8 @@ def contradictions(config):
         ("predict.tile_size", predict["tile_size"]),
         ("train.crop_size", train["crop_size"]),
     ):
-        if value % multiple:  # tile_size 0 (from the memory budget) is always a multiple
+        # (tile_size 0, chosen from the memory budget, is always a multiple)
+        if value % multiple:
             problems.append(
                 f"{key} ({value}) must be a multiple of 2**model.depth = {multiple}"
             )
