@@ -8,6 +8,7 @@ Memory is bounded by the block size and one band of label rows, whatever the ima
 Images come in as reader.RegionSource (reader.open_image for files: channels, pixel size, limits).
 """
 
+import functools
 import logging
 
 import numpy as np
@@ -17,6 +18,7 @@ from .formats import TIFF_TILE
 from .infer import predict_rows
 from .normalize import apply_range
 from .options import Thresholds, Tiling
+from .pool import label_blocks
 from .postprocess import instances
 from .reader import RegionSource, open_image  # noqa: F401 (re-exported: the one reader path)
 
@@ -49,7 +51,7 @@ def _paste_owned(band, band_top, labels, origin, core, open_edges, next_label):
     return next_label, cut
 
 
-def label_bands(source, engine, tiling=Tiling(), thresholds=Thresholds(), tiles=None, on_block=None):
+def label_bands(source, engine, tiling=Tiling(), thresholds=Thresholds(), tiles=None, on_block=None, workers=1):
     """Yield (top row, uint32 label rows) of the whole image's instance labels, top to bottom.
 
     Probabilities stream in full-width bands on the whole image's tile grid (predict_rows), so
@@ -57,10 +59,10 @@ def label_bands(source, engine, tiling=Tiling(), thresholds=Thresholds(), tiles=
     TIFF_TILE rows (the last one excepted), so they can be written as tiles. tiles: a tqdm bar
     (or None) counting the network's tiles. on_block(labels, (y0, x0)), if given, gets each
     block's own nuclei once they are final: a region of the image (top-left pixel (y0, x0))
-    holding them whole, other pixels 0.
+    holding them whole, other pixels 0. workers: processes that label blocks while the network
+    predicts the next ones (pool.label_blocks); the labels are the same for any number.
     """
-    height, width = source.height, source.width
-    block, context = tiling.block, tiling.context
+    width = source.width
 
     def read(y0, y1):  # normalised rows, read and scaled a column chunk at a time to bound temporaries
         rows = np.empty((3, y1 - y0, width), np.float32)
@@ -68,30 +70,59 @@ def label_bands(source, engine, tiling=Tiling(), thresholds=Thresholds(), tiles=
             rows[:, :, x : x + 2048] = apply_range(source.read(y0, y1, x, min(x + 2048, width)), source.appearance)
         return rows
 
-    bands = predict_rows(read, height, width, engine, tiling, tiles)
-    held, held_end = [], 0  # probability bands [(top, (n_classes, h, width))] still needed
-    band, band_top, next_label, cut = np.zeros((0, width), np.uint32), 0, 1, 0
+    bands = predict_rows(read, source.height, width, engine, tiling, tiles)
+    yield from label_probability_bands(bands, (source.height, width), tiling, thresholds, on_block, workers, source.name)
+
+
+def _block_grid(shape, block, context):
+    """(core (y0, y1, x0, x1), extent (y0, y1, x0, x1): the core with `context` around it) of
+    every block, row by row."""
+    height, width = shape
     for cy0 in range(0, height, block):
         cy1 = min(cy0 + block, height)
-        ey0, ey1 = max(0, cy0 - context), min(height, cy1 + context)
+        for cx0 in range(0, width, block):
+            cx1 = min(cx0 + block, width)
+            yield (cy0, cy1, cx0, cx1), (max(0, cy0 - context), min(height, cy1 + context), max(0, cx0 - context), min(width, cx1 + context))
+
+
+def _block_probabilities(bands, grid):
+    """((core, extent), parts) for each block of `grid`: parts, the probabilities over its
+    extent, in pieces of the (top, (n_classes, h, width)) bands to join along rows."""
+    held, held_end = [], 0  # the bands still needed
+    for core, (ey0, ey1, ex0, ex1) in grid:
         while held_end < ey1:
             top, probs = next(bands)
             held.append((top, probs))
             held_end = top + probs.shape[1]
-        band = np.concatenate([band, np.zeros((ey1 - band_top - len(band), width), np.uint32)])
-        for cx0 in range(0, width, block):
-            cx1 = min(cx0 + block, width)
-            ex0, ex1 = max(0, cx0 - context), min(width, cx1 + context)
-            probs = np.concatenate([p[:, max(ey0 - top, 0) : ey1 - top, ex0:ex1] for top, p in held if top < ey1 and top + p.shape[1] > ey0], axis=1)
-            labels = instances(probs, thresholds)
-            open_edges = (ey0 > 0, ex0 > 0, ey1 < height, ex1 < width)
-            first = next_label
-            next_label, n_cut = _paste_owned(band, band_top, labels, (ey0, ex0), (cy0, cy1, cx0, cx1), open_edges, next_label)
-            cut += n_cut
-            if on_block is not None and next_label > first:  # labels count up: the block's own are >= first
-                region = band[ey0 - band_top : ey1 - band_top, ex0:ex1]
-                on_block(np.where(region >= first, region, 0), (ey0, ex0))
-        held = [(top, p) for top, p in held if top + p.shape[1] > cy1 - context]  # the next block row starts there
+        held = [(top, p) for top, p in held if top + p.shape[1] > ey0]  # blocks come row by row: ey0 never falls
+        yield (core, (ey0, ey1, ex0, ex1)), [p[:, max(ey0 - top, 0) : ey1 - top, ex0:ex1] for top, p in held if top < ey1]
+
+
+def label_probability_bands(bands, shape, tiling=Tiling(), thresholds=Thresholds(), on_block=None, workers=1, name="image"):
+    """label_bands from the image's probabilities: (top, (n_classes, h, width)) bands, top to
+    bottom, of an image of `shape` (height, width)."""
+    height, width = shape
+    block, context = tiling.block, tiling.context
+    grid = list(_block_grid(shape, block, context))
+    per_row = -(-width // block)
+    # Up to a block row and two blocks per worker in flight: the next row is predicted while the
+    # last one is labelled, and each worker has its next block waiting.
+    ahead, max_pixels = per_row + 2 * workers, min(block + 2 * context, height) * min(block + 2 * context, width)
+    label = functools.partial(instances, thresholds=thresholds)
+    labelled = label_blocks(label, _block_probabilities(bands, grid), min(workers, len(grid)), ahead, max_pixels)
+    band, band_top, next_label, cut = np.zeros((0, width), np.uint32), 0, 1, 0
+    for ((cy0, cy1, cx0, cx1), (ey0, ey1, ex0, ex1)), labels in labelled:
+        if cx0 == 0:  # a new block row: its extent joins the band
+            band = np.concatenate([band, np.zeros((ey1 - band_top - len(band), width), np.uint32)])
+        open_edges = (ey0 > 0, ex0 > 0, ey1 < height, ex1 < width)
+        first = next_label
+        next_label, n_cut = _paste_owned(band, band_top, labels, (ey0, ex0), (cy0, cy1, cx0, cx1), open_edges, next_label)
+        cut += n_cut
+        if on_block is not None and next_label > first:  # labels count up: the block's own are >= first
+            region = band[ey0 - band_top : ey1 - band_top, ex0:ex1]
+            on_block(np.where(region >= first, region, 0), (ey0, ex0))
+        if cx1 < width:
+            continue
         # Label rows above the next block row's context are final: no later block can claim them.
         final = height if cy1 == height else (cy1 - context) // TIFF_TILE * TIFF_TILE
         if final > band_top:
@@ -99,9 +130,9 @@ def label_bands(source, engine, tiling=Tiling(), thresholds=Thresholds(), tiles=
             band, band_top = band[final - band_top :].copy(), final
         log.debug("labelled rows up to %d of %d", cy1, height)
     if cut:
-        log.warning("%s: %d nuclei reach the edge of their block's context; raise the context above the largest nucleus radius", source.name, cut)
+        log.warning("%s: %d nuclei reach the edge of their block's context; raise the context above the largest nucleus radius", name, cut)
 
 
-def label_image(source, engine, tiling=Tiling(), thresholds=Thresholds(), tiles=None):
+def label_image(source, engine, tiling=Tiling(), thresholds=Thresholds(), tiles=None, workers=1):
     """Whole label array of a (small enough) image."""
-    return np.concatenate([rows for _, rows in label_bands(source, engine, tiling, thresholds, tiles)])
+    return np.concatenate([rows for _, rows in label_bands(source, engine, tiling, thresholds, tiles, workers=workers)])

@@ -99,6 +99,13 @@ def _add_segment(commands):
         "(default: 0, estimated by a first pass; images within the training sizes are labelled as they are)",
     )
     model.add_argument("--threads", type=int, default=_threads(), metavar="N", help="CPU threads for inference (default: the CPUs this process may use)")
+    model.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes that label an image's blocks while the network predicts the next ones; the labels are the same for any number "
+        "(default: as --threads; they share the CPUs with inference, which takes most of the time on a CPU)",
+    )
     tiles = parser.add_argument_group("tiling (memory and speed; the defaults suit any image size)")
     tiles.add_argument(
         "--tile", type=int, default=tiling.tile, metavar="PX", help="sliding-window side in pixels (default: 0, the largest that fits --memory-mb)"
@@ -183,7 +190,8 @@ def _segment(args):
     tiling = {f.name: getattr(args, f.name) for f in dataclasses.fields(Tiling)}
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Thresholds) if getattr(args, f.name) is not None}
     check_images(images, args.channel, args.pixel_size or 0)
-    segmenter = Segmenter(model_path(args.model), args.threads, args.diameter, args.channel, args.pixel_size or 0, **tiling, **overrides)
+    workers = args.workers or args.threads
+    segmenter = Segmenter(model_path(args.model), args.threads, args.diameter, args.channel, args.pixel_size or 0, workers, **tiling, **overrides)
     args.output.mkdir(parents=True, exist_ok=True)
     segment_images(segmenter, images, args.output, args.outputs, skipped=skipped)
     log.info("segmented %d images into %s", len(images), args.output)

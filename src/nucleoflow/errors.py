@@ -17,6 +17,9 @@ class InputError(UserError):
         self.path, self.problem, self.remedy = str(path), problem, remedy
         super().__init__(f"{path}: {problem}. {remedy}")
 
+    def __reduce__(self):  # pickled by its parts: raised in a worker process, re-raised in the caller
+        return type(self), (self.path, self.problem, self.remedy)
+
 
 class OutputError(InputError):
     """Raised when an output cannot be written (full disk, read-only folder...)."""

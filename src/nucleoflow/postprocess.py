@@ -8,8 +8,10 @@ import tifffile
 from scipy import ndimage as ndi
 from skimage.segmentation import relabel_sequential, watershed
 
+from .errors import InputError
 from .io import staging_dir, write_tiff
 from .options import Thresholds
+from .pool import ordered_map
 from .progress import progress
 from .targets import BORDER, INTERIOR
 
@@ -36,13 +38,24 @@ def _drop_small(labels, min_size):
     return np.where(small[labels], 0, labels)
 
 
-def label_folder(probs_dir, out_dir, thresholds, modalities):
-    """Every probability TIFF in probs_dir -> a uint32 label TIFF of the same name.
+def label_folder(probs_dir, out_dir, thresholds, modalities, workers=1):
+    """Every probability TIFF in probs_dir -> a uint32 label TIFF of the same name, all of them or
+    none; `workers` processes label images side by side (pool.ordered_map).
 
     thresholds: an options.ThresholdSet; modalities: {image id: modality}.
     """
     paths = sorted(Path(probs_dir).glob("*.tif"))
     with staging_dir(out_dir) as tmp:
-        for path in progress(paths, desc="postprocess", unit="image", log=log):
-            labels = instances(tifffile.imread(path).astype(np.float32), thresholds.for_modality(modalities.get(path.stem)))
-            write_tiff(tmp / path.name, labels)
+        jobs = [(path, tmp / path.name, thresholds.for_modality(modalities.get(path.stem))) for path in paths]
+        written = ordered_map(label_file, jobs, max(1, min(workers, len(jobs))))
+        for _ in progress(written, total=len(jobs), desc="postprocess", unit="image", log=log):
+            pass  # each image is written by the process that labels it
+
+
+def label_file(probs_path, out_path, thresholds):
+    """One probability TIFF -> a uint32 label TIFF; a file that cannot be read is named."""
+    try:
+        probs = tifffile.imread(probs_path)
+    except Exception as exc:  # tifffile, its codecs and the OS raise many kinds for a damaged file
+        raise InputError(probs_path, f"cannot be read as a probability map ({exc})", "Delete it and rerun the predict rule") from exc
+    write_tiff(out_path, instances(probs.astype(np.float32), thresholds))

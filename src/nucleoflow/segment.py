@@ -1,5 +1,6 @@
 """One call from images to instance labels, for the workflow and for users' own code."""
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -38,11 +39,14 @@ class Segmenter:
     the ones tuned for the model (saved in its card; for a modality with its own, those, the
     modality told from the image's pixels as the normaliser tells its polarity). Images are
     labelled in blocks of `block` pixels with `context` pixels around each, so memory stays
-    bounded for images of any size.
+    bounded for images of any size. threads: the network's CPU threads; workers: processes that
+    label an image's blocks while the network predicts the next ones (labels equal one worker's;
+    more than one needs the `if __name__ == "__main__":` guard of multiprocessing in scripts).
     """
 
-    def __init__(self, model_path, threads=1, diameter=0, channel=None, pixel_size_um=0, **options):
+    def __init__(self, model_path, threads=1, diameter=0, channel=None, pixel_size_um=0, workers=1, **options):
         self.channel, self.pixel_size_um = channel, pixel_size_um  # reader.open_image's (segment.channel, segment.pixel_size_um)
+        self.workers = workers
         self.tiling, overrides = split_options(options)
         self.engine = load_engine(model_path, self.tiling.engine, threads)
         check_tile(self.tiling.tile, self.engine, model_path)
@@ -77,15 +81,15 @@ class Segmenter:
     def _labels_at_scale(self, source, thresholds, tiles):
         """Whole labels of an in-memory-sized source, labelled at the zoom its nucleus size asks
         for (scale.py) and mapped back to its pixel grid."""
-        labels = None if self.diameter else label_image(source, self.engine, self.tiling, thresholds, tiles)
+        labels = None if self.diameter else label_image(source, self.engine, self.tiling, thresholds, tiles, self.workers)
         diameter = self.diameter or median_diameter(labels)
         factor = rescale_factor(diameter, self.sizes, given=bool(self.diameter))
         if factor == 1.0:
-            return labels if labels is not None else label_image(source, self.engine, self.tiling, thresholds, tiles)
+            return labels if labels is not None else label_image(source, self.engine, self.tiling, thresholds, tiles, self.workers)
         height, width = source.height, source.width
         log.info("%s: nuclei %.1f px across, outside the sizes the model was trained on; labelled at %.2fx zoom", source.name, diameter, factor)
         zoomed = RegionSource(zoom(source.read(0, height, 0, width), factor), source.name)
-        return labels_to_shape(label_image(zoomed, self.engine, self.tiling, thresholds, tiles), (height, width))
+        return labels_to_shape(label_image(zoomed, self.engine, self.tiling, thresholds, tiles, self.workers), (height, width))
 
     def _scaled(self, source):
         """Whether an image file goes through the size-aware path: a model card with training
@@ -129,14 +133,15 @@ class Segmenter:
                 planes = channel_planes(source)
                 nuclei = NucleusOutputs(paths, planes, channel_names, pixel_size_um)
                 try:
+                    shape = (source.height, source.width)
                     if self._scaled(source):
                         whole = self._labels_at_scale(source, thresholds, tiles)
                         if whole.any():
                             nuclei.on_block(whole, (0, 0))
-                        bands = iter([(0, whole)])
-                    else:
-                        bands = label_bands(source, self.engine, self.tiling, thresholds, tiles, on_block=nuclei.on_block)
-                    write_label_ome_tiff(labels, bands, (source.height, source.width), pixel_size_um)
+                        write_label_ome_tiff(labels, [(0, whole)], shape, pixel_size_um)
+                    else:  # closed on leaving: a failed write stops the labelling workers at once
+                        with contextlib.closing(label_bands(source, self.engine, self.tiling, thresholds, tiles, nuclei.on_block, self.workers)) as bands:
+                            write_label_ome_tiff(labels, bands, shape, pixel_size_um)
                 finally:
                     nuclei.close()
                 if "ome_zarr" in paths:
@@ -224,10 +229,11 @@ def segment_images(segmenter, images, out_dir, outputs=DEFAULT_OUTPUTS, pixel_si
     pd.DataFrame(rows).to_csv(Path(out_dir) / "summary.csv", index=False)
 
 
-def segment_folder(input_dir, out_dir, model_path, shard=(1, 1), threads=1, outputs=DEFAULT_OUTPUTS, channel=None, pixel_size_um=0, **options):
+def segment_folder(input_dir, out_dir, model_path, shard=(1, 1), threads=1, outputs=DEFAULT_OUTPUTS, channel=None, pixel_size_um=0, workers=1, **options):
     """Label every image in input_dir into out_dir/<stem>.<outputs> and summary.csv; all or
     nothing. Every image is opened (layout, channel, pixel size, limits) before the model loads.
-    channel, pixel_size_um: reader.open_image's (pixel_size_um 0: each file's metadata, if any).
+    channel, pixel_size_um: reader.open_image's (pixel_size_um 0: each file's metadata, if any);
+    threads, workers: Segmenter's.
 
     shard (k, n): only the k-th of every n images (sorted by name), so n jobs share a folder.
     """
@@ -238,7 +244,7 @@ def segment_folder(input_dir, out_dir, model_path, shard=(1, 1), threads=1, outp
     k, n = shard
     images = images[k - 1 :: n]
     check_images(images, channel, pixel_size_um)
-    segmenter = Segmenter(model_path, threads, channel=channel, pixel_size_um=pixel_size_um, **options)
+    segmenter = Segmenter(model_path, threads, channel=channel, pixel_size_um=pixel_size_um, workers=workers, **options)
     with staging_dir(out_dir) as tmp:
         segment_images(segmenter, images, tmp, outputs, skipped=skipped if k == 1 else ())  # skipped entries: one shard says
 

@@ -94,6 +94,7 @@ rule postprocess:
         "results/benchmarks/postprocess.tsv"
     conda:
         "../../envs/postprocess.yaml"
+    threads: config["resources"]["threads"]
     resources:
         mem_mb=4000,
         runtime=60,

@@ -1,4 +1,4 @@
-"""Snakemake script: probability TIFFs -> instance label TIFFs."""
+"""Snakemake script: probability TIFFs -> instance label TIFFs, labelled by `threads` processes."""
 
 from pathlib import Path
 
@@ -8,7 +8,9 @@ from nucleoflow.io import setup_logging
 from nucleoflow.options import ThresholdSet
 from nucleoflow.postprocess import label_folder
 
-setup_logging(snakemake.log[0])
-thresholds = ThresholdSet.for_workflow(snakemake.params.thresholds, snakemake.input.thresholds)
-manifest = pd.read_csv(Path(snakemake.input.data) / "manifest.csv")
-label_folder(snakemake.input.probs, snakemake.output[0], thresholds, dict(zip(manifest["id"], manifest["modality"])))
+if __name__ == "__main__":  # the labelling workers import this script (multiprocessing's spawn)
+    setup_logging(snakemake.log[0])
+    thresholds = ThresholdSet.for_workflow(snakemake.params.thresholds, snakemake.input.thresholds)
+    manifest = pd.read_csv(Path(snakemake.input.data) / "manifest.csv")
+    modalities = dict(zip(manifest["id"], manifest["modality"]))
+    label_folder(snakemake.input.probs, snakemake.output[0], thresholds, modalities, workers=snakemake.threads)
