@@ -75,6 +75,21 @@ def test_segmenter_restores_torch_threads(engine):
     """)
 
 
+def test_labelling_workers_leave_no_process_and_the_start_method_unset():
+    """Workers are spawned from a context object; Python's spawning fixes the process-wide start
+    method as a side effect, which the pool undoes."""
+    run("""
+        import multiprocessing, numpy as np
+        from nucleoflow.blocks import label_probability_bands
+        from nucleoflow.options import Tiling
+        probs = np.eye(3, dtype=np.float32)[(np.indices((256, 256)) // 16).sum(axis=0) % 2].transpose(2, 0, 1)  # a checkerboard of nuclei
+        bands = label_probability_bands(iter([(0, probs)]), (256, 256), Tiling(block=64, context=16), workers=2)
+        assert np.concatenate([rows for _, rows in bands]).max() == 128
+        assert multiprocessing.get_start_method(allow_none=True) is None
+        assert multiprocessing.active_children() == []
+    """)
+
+
 def test_training_restores_signal_handler_threads_and_random_state(crops_zip, tmp_path):
     run(f"""
         import signal, torch
