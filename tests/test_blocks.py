@@ -225,3 +225,19 @@ def test_an_interrupt_stops_the_workers_and_frees_their_memory(crops_zip):
     with pytest.raises(KeyboardInterrupt):
         label_in_blocks(crops_zip, 2, interrupt)
     assert multiprocessing.active_children() == [] and shared_memory_segments() == segments
+
+
+def test_a_segmenter_keeps_its_workers_from_one_image_to_the_next(crops_zip):
+    """Starting workers takes seconds: a Segmenter starts them once, for the images it labels,
+    and stops them when closed."""
+    mosaic = crowded_mosaic(crops_zip)
+    options = dict(tile=256, block=128, context=32, tta=False)
+    with Segmenter(SHIPPED, **options) as alone:
+        expected = [alone(mosaic), alone(mosaic[::-1])]
+    with Segmenter(SHIPPED, workers=2, **options) as segmenter:
+        labels = [segmenter(mosaic)]
+        first = {p.pid for p in multiprocessing.active_children()}
+        labels.append(segmenter(mosaic[::-1]))
+        assert {p.pid for p in multiprocessing.active_children()} == first and len(first) == 2
+    assert all(np.array_equal(a, b) for a, b in zip(labels, expected))
+    assert multiprocessing.active_children() == []

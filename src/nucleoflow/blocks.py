@@ -8,6 +8,7 @@ Memory is bounded by the block size and one band of label rows, whatever the ima
 Images come in as reader.RegionSource (reader.open_image for files: channels, pixel size, limits).
 """
 
+import contextlib
 import functools
 import logging
 
@@ -18,7 +19,7 @@ from .formats import TIFF_TILE
 from .infer import predict_rows
 from .normalize import apply_range
 from .options import Thresholds, Tiling
-from .pool import label_blocks
+from .pool import label_here, workers_for
 from .postprocess import instances
 from .reader import RegionSource, open_image  # noqa: F401 (re-exported: the one reader path)
 
@@ -59,8 +60,9 @@ def label_bands(source, engine, tiling=Tiling(), thresholds=Thresholds(), tiles=
     TIFF_TILE rows (the last one excepted), so they can be written as tiles. tiles: a tqdm bar
     (or None) counting the network's tiles. on_block(labels, (y0, x0)), if given, gets each
     block's own nuclei once they are final: a region of the image (top-left pixel (y0, x0))
-    holding them whole, other pixels 0. workers: processes that label blocks while the network
-    predicts the next ones (pool.label_blocks); the labels are the same for any number.
+    holding them whole, other pixels 0. workers: a count of processes that label blocks while
+    the network predicts the next ones, or a pool.Workers that keeps them between calls; the
+    labels are the same for any number.
     """
     width = source.width
 
@@ -104,12 +106,19 @@ def label_probability_bands(bands, shape, tiling=Tiling(), thresholds=Thresholds
     height, width = shape
     block, context = tiling.block, tiling.context
     grid = list(_block_grid(shape, block, context))
-    per_row = -(-width // block)
-    # Up to a block row and two blocks per worker in flight: the next row is predicted while the
-    # last one is labelled, and each worker has its next block waiting.
-    ahead, max_pixels = per_row + 2 * workers, min(block + 2 * context, height) * min(block + 2 * context, width)
-    label = functools.partial(instances, thresholds=thresholds)
-    labelled = label_blocks(label, _block_probabilities(bands, grid), min(workers, len(grid)), ahead, max_pixels)
+    label, blocks = functools.partial(instances, thresholds=thresholds), _block_probabilities(bands, grid)
+    with workers_for(workers) as pool:
+        # Up to a block row and two blocks per worker in flight: the next row is predicted while the
+        # last one is labelled, and each worker has its next block waiting.
+        ahead, max_pixels = -(-width // block) + 2 * pool.count, min(block + 2 * context, height) * min(block + 2 * context, width)
+        labelled = pool.label_blocks(label, blocks, ahead, max_pixels) if len(grid) > 1 else label_here(label, blocks)
+        with contextlib.closing(labelled):  # on an error, the blocks in the workers are settled before the workers stop
+            yield from _paste_blocks(labelled, shape, context, on_block, name)
+
+
+def _paste_blocks(labelled, shape, context, on_block, name):
+    """label_bands' rows from ((core, extent), labels) of each block, in raster order."""
+    height, width = shape
     band, band_top, next_label, cut = np.zeros((0, width), np.uint32), 0, 1, 0
     for ((cy0, cy1, cx0, cx1), (ey0, ey1, ex0, ex1)), labels in labelled:
         if cx0 == 0:  # a new block row: its extent joins the band

@@ -191,9 +191,9 @@ def _segment(args):
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Thresholds) if getattr(args, f.name) is not None}
     check_images(images, args.channel, args.pixel_size or 0)
     workers = args.workers or args.threads
-    segmenter = Segmenter(model_path(args.model), args.threads, args.diameter, args.channel, args.pixel_size or 0, workers, **tiling, **overrides)
-    args.output.mkdir(parents=True, exist_ok=True)
-    segment_images(segmenter, images, args.output, args.outputs, skipped=skipped)
+    with Segmenter(model_path(args.model), args.threads, args.diameter, args.channel, args.pixel_size or 0, workers, **tiling, **overrides) as segmenter:
+        args.output.mkdir(parents=True, exist_ok=True)
+        segment_images(segmenter, images, args.output, args.outputs, skipped=skipped)
     log.info("segmented %d images into %s", len(images), args.output)
 
 

@@ -11,7 +11,7 @@ from skimage.segmentation import relabel_sequential, watershed
 from .errors import InputError
 from .io import staging_dir, write_tiff
 from .options import Thresholds
-from .pool import ordered_map
+from .pool import Workers
 from .progress import progress
 from .targets import BORDER, INTERIOR
 
@@ -40,15 +40,14 @@ def _drop_small(labels, min_size):
 
 def label_folder(probs_dir, out_dir, thresholds, modalities, workers=1):
     """Every probability TIFF in probs_dir -> a uint32 label TIFF of the same name, all of them or
-    none; `workers` processes label images side by side (pool.ordered_map).
+    none; `workers` processes label images side by side.
 
     thresholds: an options.ThresholdSet; modalities: {image id: modality}.
     """
     paths = sorted(Path(probs_dir).glob("*.tif"))
-    with staging_dir(out_dir) as tmp:
+    with staging_dir(out_dir) as tmp, Workers(max(1, min(workers, len(paths)))) as pool:  # the workers stop first
         jobs = [(path, tmp / path.name, thresholds.for_modality(modalities.get(path.stem))) for path in paths]
-        written = ordered_map(label_file, jobs, max(1, min(workers, len(jobs))))
-        for _ in progress(written, total=len(jobs), desc="postprocess", unit="image", log=log):
+        for _ in progress(pool.map(label_file, jobs), total=len(jobs), desc="postprocess", unit="image", log=log):
             pass  # each image is written by the process that labels it
 
 

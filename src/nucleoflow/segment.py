@@ -17,6 +17,7 @@ from .formats import write_label_ome_tiff, write_ome_zarr
 from .io import staging_dir
 from .options import ThresholdSet, split_options
 from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES, NucleusOutputs, channel_planes
+from .pool import Workers
 from .progress import LOG_INTERVAL_S, progress
 from .reader import IMAGE_SUFFIXES, image_entries
 from .scale import labels_to_shape, median_diameter, rescale_factor, zoom
@@ -40,13 +41,14 @@ class Segmenter:
     modality told from the image's pixels as the normaliser tells its polarity). Images are
     labelled in blocks of `block` pixels with `context` pixels around each, so memory stays
     bounded for images of any size. threads: the network's CPU threads; workers: processes that
-    label an image's blocks while the network predicts the next ones (labels equal one worker's;
-    more than one needs the `if __name__ == "__main__":` guard of multiprocessing in scripts).
+    label an image's blocks while the network predicts the next ones (labels equal one worker's),
+    kept from one image to the next until close() or the end of a `with Segmenter(...)` block
+    (more than one needs the `if __name__ == "__main__":` guard of multiprocessing in scripts).
     """
 
     def __init__(self, model_path, threads=1, diameter=0, channel=None, pixel_size_um=0, workers=1, **options):
         self.channel, self.pixel_size_um = channel, pixel_size_um  # reader.open_image's (segment.channel, segment.pixel_size_um)
-        self.workers = workers
+        self.workers = Workers(workers)
         self.tiling, overrides = split_options(options)
         self.engine = load_engine(model_path, self.tiling.engine, threads)
         check_tile(self.tiling.tile, self.engine, model_path)
@@ -60,6 +62,16 @@ class Segmenter:
         self.sizes = self.metadata.get("nucleus_diameter_px")
         # Modalities the model is known to fail on, with what to do (the card's "caution").
         self.cautions = self.metadata.get("caution", {})
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        """Stop the labelling workers (a Segmenter with more than one)."""
+        self.workers.close()
 
     def caution(self, source):
         """The card's warning for this image's modality (logged), or "" when it has none."""
@@ -244,8 +256,7 @@ def segment_folder(input_dir, out_dir, model_path, shard=(1, 1), threads=1, outp
     k, n = shard
     images = images[k - 1 :: n]
     check_images(images, channel, pixel_size_um)
-    segmenter = Segmenter(model_path, threads, channel=channel, pixel_size_um=pixel_size_um, workers=workers, **options)
-    with staging_dir(out_dir) as tmp:
+    with Segmenter(model_path, threads, channel=channel, pixel_size_um=pixel_size_um, workers=workers, **options) as segmenter, staging_dir(out_dir) as tmp:
         segment_images(segmenter, images, tmp, outputs, skipped=skipped if k == 1 else ())  # skipped entries: one shard says
 
 
