@@ -2,13 +2,13 @@
 
     python benchmarks/postprocess.py [--model dsb2018_unet|path/to/model.pt] [--side 4096] [--workers 2] [--threads 2]
 
-The image is a mosaic of real DSB2018 images (benchmarks/throughput.py; noise without the data),
-predicted once without TTA; then its probabilities are labelled block by block as `segment`
-labels them (blocks.label_probability_bands, default block and context), with 1 worker (in
-this process) and with --workers processes, best of --repeats. The workers are kept from one
-call to the next, as a Segmenter keeps them; the first call, which starts them (spawned
-interpreters importing the postprocess), is printed apart: in `segment` that start overlaps
-the prediction of the first blocks. Labels must be identical.
+The image is a mosaic of real DSB2018 images (benchmarks/throughput.py: the archive's, else the
+committed crops), predicted once without TTA; then its probabilities are labelled block by
+block as `segment` labels them (blocks.label_probability_bands, default block and context),
+with 1 worker (in this process) and with --workers processes, best of --repeats. The workers
+are kept from one call to the next, as a Segmenter keeps them; the first call, which starts
+them (spawned interpreters importing the postprocess), is printed apart: in `segment` that
+start overlaps the prediction of the first blocks. Labels must be identical.
 """
 
 import argparse
