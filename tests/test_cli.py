@@ -72,7 +72,8 @@ def test_outputs_and_pixel_size_reach_the_library(crops):
 def test_help_reads_like_the_fields_tools(crops):
     result = cli("segment", "--help", cwd=crops)
     assert result.returncode == 0
-    for text in ("INPUT [INPUT ...]", "-o OUT", "--model M", "--outputs NAME [NAME ...]", "--tta, --no-tta", "postprocess", "examples:", "default: 1024"):
+    expected = ("INPUT [INPUT ...]", "-o OUT", "--model M", "--workers N", "--outputs NAME [NAME ...]", "--tta, --no-tta", "postprocess", "examples:")
+    for text in (*expected, "default: 1024"):
         assert text in result.stdout, text
 
 

@@ -37,6 +37,8 @@ class Workers:
     (or on leaving a with block; work not started is cancelled); Workers(1) labels here."""
 
     def __init__(self, count=1):
+        if count < 1:
+            raise ValueError(f"workers ({count}) must be at least 1")
         self.count, self._pool, self._start_method_unset = count, None, False
         # Free shared buffers, kept for the next blocks and images: fresh pages cost page faults
         # (11 ms for 16 MB here, a reused buffer 1 ms); removed by close() or when this is dropped.
