@@ -72,8 +72,8 @@ def test_outputs_and_pixel_size_reach_the_library(crops):
 def test_help_reads_like_the_fields_tools(crops):
     result = cli("segment", "--help", cwd=crops)
     assert result.returncode == 0
-    expected = ("INPUT [INPUT ...]", "-o OUT", "--model M", "--workers N", "--outputs NAME [NAME ...]", "--tta, --no-tta", "postprocess", "examples:")
-    for text in (*expected, "default: 1024"):
+    options = ("INPUT [INPUT ...]", "-o OUT", "--model M", "--workers N", "--outputs NAME [NAME ...]", "--tta, --no-tta")
+    for text in (*options, "postprocess", "examples:", "default: 1024"):
         assert text in result.stdout, text
 
 
