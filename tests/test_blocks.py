@@ -1,6 +1,7 @@
 """Block-wise labelling: lazy TIFF reads, labels streamed to disk, and no seams between blocks."""
 
 import multiprocessing
+import shutil
 import zipfile
 from pathlib import Path
 
@@ -241,3 +242,26 @@ def test_a_segmenter_keeps_its_workers_from_one_image_to_the_next(crops_zip):
         assert {p.pid for p in multiprocessing.active_children()} == first and len(first) == 2
     assert all(np.array_equal(a, b) for a, b in zip(labels, expected))
     assert multiprocessing.active_children() == []
+
+
+def test_blocks_that_find_no_room_in_shared_memory_are_labelled_here(crops_zip, monkeypatch, caplog):
+    """/dev/shm as small as in a Docker container (64 MB by default; here 1 MB, room for two of
+    the mosaic's 0.4 MB blocks): past its end a write would kill the process, so the blocks that
+    find no free buffer are labelled in the main process, with the same labels."""
+    segments, real = shared_memory_segments(), shutil.disk_usage
+
+    def ours():  # sizes of the SharedMemory segments made since (not the pool's semaphores), of this test's blocks
+        sizes = [(Path("/dev/shm") / name).stat().st_size for name in shared_memory_segments() - segments if name.startswith("psm_")]
+        return [size for size in sizes if size < 2**20]
+
+    def disk_usage(path):  # the file system's answer, its free space cut to 1 MB less what the blocks take
+        usage = real(path)
+        return usage._replace(free=2**20 - sum(ours())) if Path(path) == Path("/dev/shm") else usage
+
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+    calls = []
+    labels = label_in_blocks(crops_zip, 2, lambda labels, origin: calls.append(len(ours())))
+    monkeypatch.undo()
+    np.testing.assert_array_equal(labels, label_in_blocks(crops_zip, 1))
+    assert max(calls) == 2 and caplog.text.count("labelled in this process") == 1
+    assert multiprocessing.active_children() == [] and ours() == []

@@ -10,19 +10,26 @@ postprocess), so a Workers object keeps them from one image to the next until it
 
 A block's probabilities (16 MB at the default block and context) go to its worker through
 shared memory and its labels come back the same way: pickled through a pipe, sending one took
-48 ms on the 2-core development machine, where labelling it took 62 ms.
+48 ms on the 2-core development machine, where labelling it took 62 ms. Where shared memory
+runs short (a Docker container has 64 MB by default), blocks that find no buffer are labelled
+in this process.
 """
 
 import contextlib
+import logging
 import multiprocessing
+import shutil
 import weakref
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, wait
 from multiprocessing.shared_memory import SharedMemory
+from pathlib import Path
 
 import numpy as np
 
+log = logging.getLogger(__name__)
 LABELS = np.dtype(np.uint32)
+SHM = Path("/dev/shm")  # where SharedMemory lives on Linux
 
 
 def label_here(label, blocks):
@@ -39,7 +46,7 @@ class Workers:
     def __init__(self, count=1):
         if count < 1:
             raise ValueError(f"workers ({count}) must be at least 1")
-        self.count, self._pool, self._start_method_unset = count, None, False
+        self.count, self._pool, self._start_method_unset, self._short_of_shm = count, None, False, False
         # Free shared buffers, kept for the next blocks and images: fresh pages cost page faults
         # (11 ms for 16 MB here, a reused buffer 1 ms); removed by close() or when this is dropped.
         self._buffers = []
@@ -66,13 +73,19 @@ class Workers:
         return self._pool
 
     def _buffer(self, nbytes):
-        """A free shared buffer of at least nbytes."""
+        """A free shared buffer of at least nbytes, or None where shared memory has no room left."""
         while self._buffers:
             memory = self._buffers.pop()
             if memory.size >= nbytes:
                 return memory
             _remove([memory])
-        return SharedMemory(create=True, size=nbytes)
+        free = shutil.disk_usage(SHM).free if SHM.is_dir() else nbytes  # macOS has no such file system to fill
+        if free >= nbytes:
+            return SharedMemory(create=True, size=nbytes)
+        if not self._short_of_shm:  # past its end (64 MB in a Docker container by default) a write would kill us (SIGBUS)
+            log.warning("%s has %d MB free: blocks finding no free buffer are labelled in this process; give it more (docker --shm-size)", SHM, free >> 20)
+            self._short_of_shm = True
+        return None
 
     def map(self, fn, jobs):
         """Yield fn(*job) for each job, in order (fn must be picklable with more than one worker)."""
@@ -101,16 +114,21 @@ class Workers:
                     yield self._result(*pending.popleft())
                 shape, dtype = (parts[0].shape[0], sum(p.shape[1] for p in parts), parts[0].shape[2]), parts[0].dtype
                 memory = self._buffer(max_pixels * max(shape[0] * dtype.itemsize, LABELS.itemsize))
+                if memory is None:
+                    pending.append((key, None, shape, _labelled_here(label, parts)))
+                    continue
                 np.concatenate(parts, axis=1, out=np.ndarray(shape, dtype, memory.buf))
                 pending.append((key, memory, shape, self._pool.submit(_label_shared, label, memory.name, shape, dtype)))
             while pending:
                 yield self._result(*pending.popleft())
         finally:  # by error or interrupt: the blocks not started are cancelled, the running ones awaited
             wait([future for *_, future in pending if not future.cancel()])  # (cancelled ones never finish)
-            self._buffers += [memory for _, memory, _, _ in pending]
+            self._buffers += [memory for _, memory, _, _ in pending if memory is not None]
 
     def _result(self, key, memory, shape, future):
-        """(key, labels) of a block sent to a worker; its buffer is free again."""
+        """(key, labels) of a block sent to a worker (its buffer free again) or labelled here."""
+        if memory is None:
+            return key, future.result()
         try:
             future.result()
             return key, np.ndarray(shape[1:], LABELS, memory.buf).copy()
@@ -126,6 +144,13 @@ def workers_for(workers):
         return
     with Workers(workers) as own:
         yield own
+
+
+def _labelled_here(label, parts):
+    """A finished future of label(probs), for a block labelled in this process."""
+    future = Future()
+    future.set_result(label(np.concatenate(parts, axis=1)))
+    return future
 
 
 def _remove(buffers):
