@@ -12,8 +12,10 @@ from test_blocks import crowded_mosaic
 
 from nucleoflow.engine import load_engine
 from nucleoflow.infer import _read_ahead, predict_rows, tile_side, uses_tta
+from nucleoflow.metrics import image_scores
 from nucleoflow.normalize import normalize
 from nucleoflow.options import Tiling
+from nucleoflow.postprocess import instances
 from nucleoflow.segment import Segmenter
 from nucleoflow.shipped import model_path
 
@@ -140,3 +142,18 @@ def test_a_failed_read_surfaces_in_the_caller():
 
     with pytest.raises(OSError, match="truncated at row 96"):
         list(_read_ahead(read, [0, 96]))
+
+
+def test_bf16_autocast_keeps_the_nuclei(torch_engine, crops_zip):
+    """The documented tolerance of CUDA's bf16 autocast against fp32 (run here with the CPU's
+    bf16): probabilities within 0.06 (measured 0.04 max, 2e-4 mean on this image) and the same
+    nuclei after the postprocess."""
+    image = torch.from_numpy(normalize(crowded_mosaic(crops_zip)[:, :, None])[None]).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        fp32 = torch_engine.net(image)[0].numpy()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = torch_engine.net(image)[0].float().numpy()
+    assert np.abs(fp32 - bf16).max() < 0.06
+    assert np.abs(fp32 - bf16).mean() < 1e-3
+    scores = image_scores(instances(fp32), instances(bf16))
+    assert scores["n_true"] > 200 and scores["ap_0.50"] >= 0.99
