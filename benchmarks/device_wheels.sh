@@ -4,7 +4,8 @@
 # /work/.library/device/KINDS.md). Run here, in the repository root, before a GPU session:
 #   bash benchmarks/device_wheels.sh   (writes .whl/, git-ignored; carry it: carry=[".whl"])
 set -euo pipefail
-grep -qx "/.whl/" .git/info/exclude 2>/dev/null || echo "/.whl/" >> "$(git rev-parse --git-common-dir)/info/exclude"
+exclude="$(git rev-parse --git-common-dir)/info/exclude"
+grep -qx "/.whl/" "$exclude" 2>/dev/null || echo "/.whl/" >> "$exclude"
 mkdir -p .whl
 platforms=()
 for n in 2_28 2_27 2_24 2_17 2014 1; do
