@@ -1,7 +1,12 @@
 """Block-wise labelling: lazy TIFF reads, labels streamed to disk, and no seams between blocks."""
 
 import multiprocessing
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import zipfile
 from pathlib import Path
 
@@ -265,3 +270,45 @@ def test_blocks_that_find_no_room_in_shared_memory_are_labelled_here(crops_zip, 
     np.testing.assert_array_equal(labels, label_in_blocks(crops_zip, 1))
     assert max(calls) == 2 and caplog.text.count("labelled in this process") == 1
     assert multiprocessing.active_children() == [] and ours() == []
+
+
+INTERRUPTED = """
+import multiprocessing, os, signal, sys, time
+import numpy as np
+from nucleoflow.blocks import label_probability_bands
+from nucleoflow.options import Tiling
+from nucleoflow.pool import Workers
+
+probs = np.eye(3, dtype=np.float32)[(np.indices((1024, 1024)) // 16).sum(axis=0) % 2].transpose(2, 0, 1)  # a checkerboard of nuclei
+
+
+def interrupt(labels, origin):
+    if origin[0] > 0:
+        time.sleep(1)  # the workers label the blocks sent and wait, as while the network predicts the next ones
+        os.kill(os.getpid(), signal.SIGKILL) if sys.argv[1] == "kill" else os.killpg(os.getpgrp(), signal.SIGINT)  # Ctrl-C hits the group
+
+
+with Workers(2) as workers:
+    for on_block in (None, interrupt):  # the first image starts the workers
+        for _ in label_probability_bands(iter([(0, probs)]), probs.shape[1:], Tiling(block=128, context=16), on_block=on_block, workers=workers):
+            pass
+        print(*[p.pid for p in multiprocessing.active_children()], flush=True)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="reads process states in /proc")
+@pytest.mark.parametrize("how", ["ctrl-c", "kill"])
+def test_ctrl_c_or_a_killed_main_process_leaves_no_workers(how):
+    """Ctrl-C reaches the workers too: they leave it to the main process, which stops them (one
+    traceback, not one per worker); a main process killed outright takes its workers with it
+    (else idle ones wait forever, holding its output pipes open)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    run = subprocess.run([sys.executable, "-c", INTERRUPTED, how], env=env, capture_output=True, text=True, timeout=60, start_new_session=True)
+    workers = [int(pid) for pid in run.stdout.split()]
+    assert len(workers) == 2 and run.returncode == (-signal.SIGKILL if how == "kill" else -signal.SIGINT)
+    if how == "ctrl-c":
+        assert run.stderr.count("Traceback") == 1 and run.stderr.rstrip().endswith("KeyboardInterrupt")
+    deadline = time.monotonic() + 10
+    while any(Path(f"/proc/{pid}").exists() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2] for pid in workers):
+        assert time.monotonic() < deadline, "workers left running"
+        time.sleep(0.1)

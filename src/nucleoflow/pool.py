@@ -18,7 +18,11 @@ in this process.
 import contextlib
 import logging
 import multiprocessing
+import multiprocessing.connection
+import os
 import shutil
+import signal
+import threading
 import weakref
 from collections import deque
 from concurrent.futures import Future, ProcessPoolExecutor, wait
@@ -69,7 +73,7 @@ class Workers:
     def _started(self):
         if self._pool is None:
             self._start_method_unset = multiprocessing.get_start_method(allow_none=True) is None
-            self._pool = ProcessPoolExecutor(self.count, mp_context=multiprocessing.get_context("spawn"))
+            self._pool = ProcessPoolExecutor(self.count, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_setup)
         return self._pool
 
     def _buffer(self, nbytes):
@@ -159,6 +163,14 @@ def _remove(buffers):
         memory = buffers.pop()
         memory.close()
         memory.unlink()
+
+
+def _worker_setup():
+    """Worker: leave Ctrl-C to the main process, which stops the pool (no traceback from each
+    worker), and exit when the main process dies, even killed (else idle workers wait forever)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sentinel = multiprocessing.parent_process().sentinel
+    threading.Thread(target=lambda: multiprocessing.connection.wait([sentinel]) and os._exit(1), daemon=True).start()
 
 
 def _label_shared(label, name, shape, dtype):
