@@ -26,29 +26,36 @@ from .reader import RegionSource, open_image  # noqa: F401 (re-exported: the one
 log = logging.getLogger(__name__)
 
 
-def _paste_owned(band, band_top, labels, origin, core, open_edges, next_label):
-    """Copy the objects of `labels` whose bbox centre lies in `core` into free pixels of `band`.
-
-    open_edges: (top, left, bottom, right) edges of the labelled region that are inside the image;
-    objects touching them were cut by the region and are counted.
-    """
-    ey0, ex0 = origin
-    cy0, cy1, cx0, cx1 = core
-    top, left, bottom, right = open_edges
-    cut = 0
+def _label_block(probs, block, thresholds, shape):
+    """Labels of a block's probabilities and its own objects, those whose bbox centre lies in its
+    core: (labels, [(index, bbox, cut)]); cut: touching an edge of the block's extent inside the
+    image (`shape`), so cut by it. block: (core, extent), each (y0, y1, x0, x1)."""
+    (cy0, cy1, cx0, cx1), (ey0, ey1, ex0, ex1) = block
+    labels = instances(probs, thresholds)
+    top, left, bottom, right = ey0 > 0, ex0 > 0, ey1 < shape[0], ex1 < shape[1]
+    owned = []
     for index, box in enumerate(ndi.find_objects(labels), 1):
         if box is None:
             continue
         ys, xs = box
-        centre_y, centre_x = ey0 + (ys.start + ys.stop - 1) / 2, ex0 + (xs.start + xs.stop - 1) / 2
-        if not (cy0 <= centre_y < cy1 and cx0 <= centre_x < cx1):
-            continue
+        if cy0 <= ey0 + (ys.start + ys.stop - 1) / 2 < cy1 and cx0 <= ex0 + (xs.start + xs.stop - 1) / 2 < cx1:
+            cut = (top and ys.start == 0) or (left and xs.start == 0) or (bottom and ys.stop == labels.shape[0]) or (right and xs.stop == labels.shape[1])
+            owned.append((index, box, cut))
+    return labels, owned
+
+
+def _paste_owned(band, band_top, labels, owned, origin, next_label):
+    """Copy a block's own objects (_label_block) from `labels` (top-left pixel `origin` of the
+    image) into free pixels of `band`; returns the next label and how many pasted were cut."""
+    ey0, ex0 = origin
+    cut = 0
+    for index, (ys, xs), is_cut in owned:
         target = band[ey0 - band_top + ys.start : ey0 - band_top + ys.stop, ex0 + xs.start : ex0 + xs.stop]
-        mask = (labels[box] == index) & (target == 0)
+        mask = (labels[ys, xs] == index) & (target == 0)
         if mask.any():
             target[mask] = next_label
             next_label += 1
-            cut += (top and ys.start == 0) or (left and xs.start == 0) or (bottom and ys.stop == labels.shape[0]) or (right and xs.stop == labels.shape[1])
+            cut += is_cut
     return next_label, cut
 
 
@@ -106,7 +113,7 @@ def label_probability_bands(bands, shape, tiling=Tiling(), thresholds=Thresholds
     height, width = shape
     block, context = tiling.block, tiling.context
     grid = list(_block_grid(shape, block, context))
-    label, blocks = functools.partial(instances, thresholds=thresholds), _block_probabilities(bands, grid)
+    label, blocks = functools.partial(_label_block, thresholds=thresholds, shape=shape), _block_probabilities(bands, grid)
     with workers_for(workers) as pool:
         # Up to a block row and two blocks per worker in flight: the next row is predicted while the
         # last one is labelled, and each worker has its next block waiting.
@@ -117,15 +124,14 @@ def label_probability_bands(bands, shape, tiling=Tiling(), thresholds=Thresholds
 
 
 def _paste_blocks(labelled, shape, context, on_block, name):
-    """label_bands' rows from ((core, extent), labels) of each block, in raster order."""
+    """label_bands' rows from ((core, extent), _label_block's (labels, owned)) of each block, in raster order."""
     height, width = shape
     band, band_top, next_label, cut = np.zeros((0, width), np.uint32), 0, 1, 0
-    for ((cy0, cy1, cx0, cx1), (ey0, ey1, ex0, ex1)), labels in labelled:
+    for ((_, cy1, cx0, cx1), (ey0, ey1, ex0, ex1)), (labels, owned) in labelled:
         if cx0 == 0:  # a new block row: its extent joins the band
             band = np.concatenate([band, np.zeros((ey1 - band_top - len(band), width), np.uint32)])
-        open_edges = (ey0 > 0, ex0 > 0, ey1 < height, ex1 < width)
         first = next_label
-        next_label, n_cut = _paste_owned(band, band_top, labels, (ey0, ex0), (cy0, cy1, cx0, cx1), open_edges, next_label)
+        next_label, n_cut = _paste_owned(band, band_top, labels, owned, (ey0, ex0), next_label)
         cut += n_cut
         if on_block is not None and next_label > first:  # labels count up: the block's own are >= first
             region = band[ey0 - band_top : ey1 - band_top, ex0:ex1]

@@ -37,10 +37,11 @@ SHM = Path("/dev/shm")  # where SharedMemory lives on Linux
 
 
 def label_here(label, blocks):
-    """Yield (key, label(probs)) for each (key, parts) of `blocks`, in this process: probs is
-    the parts (probability arrays (n_classes, h, w)) joined along rows."""
+    """Yield (key, label(probs, key)) for each (key, parts) of `blocks`, in this process: probs
+    is the parts (probability arrays (n_classes, h, w)) joined along rows; label returns
+    (uint32 labels (h, w), notes)."""
     for key, parts in blocks:
-        yield key, label(np.concatenate(parts, axis=1))
+        yield key, label(np.concatenate(parts, axis=1), key)
 
 
 class Workers:
@@ -119,10 +120,10 @@ class Workers:
                 shape, dtype = (parts[0].shape[0], sum(p.shape[1] for p in parts), parts[0].shape[2]), parts[0].dtype
                 memory = self._buffer(max_pixels * max(shape[0] * dtype.itemsize, LABELS.itemsize))
                 if memory is None:
-                    pending.append((key, None, shape, _labelled_here(label, parts)))
+                    pending.append((key, None, shape, _labelled_here(label, parts, key)))
                     continue
                 np.concatenate(parts, axis=1, out=np.ndarray(shape, dtype, memory.buf))
-                pending.append((key, memory, shape, self._pool.submit(_label_shared, label, memory.name, shape, dtype)))
+                pending.append((key, memory, shape, self._pool.submit(_label_shared, label, key, memory.name, shape, dtype)))
             while pending:
                 yield self._result(*pending.popleft())
         finally:  # by error or interrupt: the blocks not started are cancelled, the running ones awaited
@@ -130,12 +131,12 @@ class Workers:
             self._buffers += [memory for _, memory, _, _ in pending if memory is not None]
 
     def _result(self, key, memory, shape, future):
-        """(key, labels) of a block sent to a worker (its buffer free again) or labelled here."""
+        """(key, (labels, notes)) of a block sent to a worker (its buffer free again) or labelled here."""
         if memory is None:
             return key, future.result()
         try:
-            future.result()
-            return key, np.ndarray(shape[1:], LABELS, memory.buf).copy()
+            notes = future.result()
+            return key, (np.ndarray(shape[1:], LABELS, memory.buf).copy(), notes)
         finally:
             self._buffers.append(memory)
 
@@ -150,10 +151,10 @@ def workers_for(workers):
         yield own
 
 
-def _labelled_here(label, parts):
-    """A finished future of label(probs), for a block labelled in this process."""
+def _labelled_here(label, parts, key):
+    """A finished future of label(probs, key), for a block labelled in this process."""
     future = Future()
-    future.set_result(label(np.concatenate(parts, axis=1)))
+    future.set_result(label(np.concatenate(parts, axis=1), key))
     return future
 
 
@@ -173,10 +174,11 @@ def _worker_setup():
     threading.Thread(target=lambda: multiprocessing.connection.wait([sentinel]) and os._exit(1), daemon=True).start()
 
 
-def _label_shared(label, name, shape, dtype):
-    """Worker: label(probabilities) for the (shape, dtype) array in shared memory `name`,
-    written over it as uint32 (the buffer is sized for both)."""
+def _label_shared(label, key, name, shape, dtype):
+    """Worker: label(probabilities, key) for the (shape, dtype) array in shared memory `name`;
+    the labels are written over it as uint32 (the buffer is sized for both), the notes returned."""
     memory = SharedMemory(name)
-    labels = label(np.ndarray(shape, dtype, memory.buf))
+    labels, notes = label(np.ndarray(shape, dtype, memory.buf), key)
     np.ndarray(labels.shape, LABELS, memory.buf)[:] = labels
     memory.close()
+    return notes
