@@ -8,15 +8,17 @@ Memory is bounded by the block size and one band of label rows, whatever the ima
 Images come in as reader.RegionSource (reader.open_image for files: channels, pixel size, limits).
 """
 
+import bisect
 import contextlib
 import functools
 import logging
+from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from .formats import TIFF_TILE
-from .infer import predict_rows
+from .infer import predict_rows, tile_grid, uses_tta
 from .normalize import apply_range
 from .options import Thresholds, Tiling
 from .pool import label_here, workers_for
@@ -59,7 +61,64 @@ def _paste_owned(band, band_top, labels, owned, origin, next_label):
     return next_label, cut
 
 
-def label_bands(source, engine, tiling=Tiling(), thresholds=Thresholds(), tiles=None, on_block=None, workers=1):
+# Labelling a pixel (watershed, pasting, measuring) costs about an eighth of predicting it once:
+# postprocess 8.6 MP/s against predict 1.0 MP/s on 2 cores (README, Speed).
+LABEL_COST = 1 / 8
+
+
+class PartRows(NamedTuple):
+    """The rows of one part of an image (label_bands' part)."""
+
+    blocks: tuple  # its rows of blocks [r0, r1) (split_block_rows)
+    first: int  # the first image row its blocks see (with their context)
+    top: int  # the first row of its label bands: `first` rounded down to TIFF_TILE
+    bottom: int  # the row after the last one its blocks see
+
+
+def split_block_rows(height, width, engine, tiling, n):
+    """Where n parts of an image split its block rows: [0, b1, ..., total], the slowest part as
+    fast as it can be. A part predicts every tile row over its blocks and their context, whole
+    (those at its borders again, as its neighbours do), and labels its blocks: cut where few
+    tile rows straddle, the parts share the tile rows, not merely the block rows. Parts left
+    over (more parts than block rows, or than splitting pays for) are empty, at the end."""
+    tile_h, tile_w, tops, cols = tile_grid(height, width, engine, tiling)
+    tile_row = tile_h * tile_w * len(cols) * (8 if uses_tta(tiling, height, width) else 1)
+    block, context, total = tiling.block, tiling.context, -(-height // tiling.block)
+
+    def cost(a, b):  # of the part with block rows [a, b)
+        y0, y1 = max(0, a * block - context), min(height, b * block + context)
+        tile_rows = bisect.bisect_left(tops, y1) - bisect.bisect_right(tops, y0 - tile_h)
+        return tile_rows * tile_row + (min(height, b * block) - a * block) * width * LABEL_COST
+
+    def greedy(limit):  # the fewest parts costing at most `limit` each, as long as each can be
+        bounds = [0]
+        while bounds[-1] < total:
+            a = b = bounds[-1]
+            while b < total and cost(a, b + 1) <= limit:
+                b += 1
+            if b == a:
+                return None
+            bounds.append(b)
+        return bounds
+
+    low, high = 0.0, cost(0, total)  # a part's cost rises with its rows: bisect the slowest's
+    for _ in range(60):
+        middle = (low + high) / 2
+        bounds = greedy(middle)
+        low, high = (low, middle) if bounds is not None and len(bounds) <= n + 1 else (middle, high)
+    bounds = greedy(high)
+    return bounds + [total] * (n + 1 - len(bounds))
+
+
+def part_rows(height, width, engine, tiling, part=(1, 1)):
+    """PartRows of part (k, n) of an image of height x width pixels."""
+    (k, n), block = part, tiling.block
+    r0, r1 = (0, -(-height // block)) if n == 1 else split_block_rows(height, width, engine, tiling, n)[k - 1 : k + 1]
+    first = max(0, r0 * block - tiling.context)
+    return PartRows((r0, r1), first, first // TIFF_TILE * TIFF_TILE, min(height, r1 * block + tiling.context))
+
+
+def label_bands(source, engine, tiling=Tiling(), thresholds=Thresholds(), tiles=None, on_block=None, workers=1, part=(1, 1)):
     """Yield (top row, uint32 label rows) of the whole image's instance labels, top to bottom.
 
     Probabilities stream in full-width bands on the whole image's tile grid (predict_rows), so
@@ -70,8 +129,13 @@ def label_bands(source, engine, tiling=Tiling(), thresholds=Thresholds(), tiles=
     holding them whole, other pixels 0. workers: a count of processes that label blocks while
     the network predicts the next ones, or a pool.Workers that keeps them between calls; the
     labels are the same for any number.
+
+    part (k, n): only the k-th of n bands of block rows (split_block_rows), predicting only the
+    rows they see; bands run from PartRows.top to .bottom, their nuclei numbered from 1, knowing
+    nothing of the band above (shards.py joins the parts).
     """
     width = source.width
+    span = part_rows(source.height, width, engine, tiling, part)
 
     def read(y0, y1):  # normalised rows, read and scaled a column chunk at a time to bound temporaries
         rows = np.empty((3, y1 - y0, width), np.float32)
@@ -79,15 +143,15 @@ def label_bands(source, engine, tiling=Tiling(), thresholds=Thresholds(), tiles=
             rows[:, :, x : x + 2048] = apply_range(source.read(y0, y1, x, min(x + 2048, width)), source.appearance)
         return rows
 
-    bands = predict_rows(read, source.height, width, engine, tiling, tiles)
-    yield from label_probability_bands(bands, (source.height, width), tiling, thresholds, on_block, workers, source.name)
+    bands = predict_rows(read, source.height, width, engine, tiling, tiles, rows=(span.first, span.bottom))
+    yield from label_probability_bands(bands, (source.height, width), tiling, thresholds, on_block, workers, source.name, span)
 
 
-def _block_grid(shape, block, context):
+def _block_grid(shape, block, context, rows):
     """(core (y0, y1, x0, x1), extent (y0, y1, x0, x1): the core with `context` around it) of
-    every block, row by row."""
+    every block of the block rows [r0, r1), row by row."""
     height, width = shape
-    for cy0 in range(0, height, block):
+    for cy0 in range(rows[0] * block, min(rows[1] * block, height), block):
         cy1 = min(cy0 + block, height)
         for cx0 in range(0, width, block):
             cx1 = min(cx0 + block, width)
@@ -107,12 +171,13 @@ def _block_probabilities(bands, grid):
         yield (core, (ey0, ey1, ex0, ex1)), [p[:, max(ey0 - top, 0) : ey1 - top, ex0:ex1] for top, p in held if top < ey1]
 
 
-def label_probability_bands(bands, shape, tiling=Tiling(), thresholds=Thresholds(), on_block=None, workers=1, name="image"):
+def label_probability_bands(bands, shape, tiling=Tiling(), thresholds=Thresholds(), on_block=None, workers=1, name="image", rows=None):
     """label_bands from the image's probabilities: (top, (n_classes, h, width)) bands, top to
-    bottom, of an image of `shape` (height, width)."""
+    bottom, of an image of `shape` (height, width); rows: the PartRows of a part (label_bands')."""
     height, width = shape
     block, context = tiling.block, tiling.context
-    grid = list(_block_grid(shape, block, context))
+    rows = rows or part_rows(height, width, None, tiling)
+    grid = list(_block_grid(shape, block, context, rows.blocks))
     label, blocks = functools.partial(_label_block, thresholds=thresholds, shape=shape), _block_probabilities(bands, grid)
     with workers_for(workers) as pool:
         # Up to a block row and two blocks per worker in flight: the next row is predicted while the
@@ -120,13 +185,14 @@ def label_probability_bands(bands, shape, tiling=Tiling(), thresholds=Thresholds
         ahead, max_pixels = -(-width // block) + 2 * pool.count, min(block + 2 * context, height) * min(block + 2 * context, width)
         labelled = pool.label_blocks(label, blocks, ahead, max_pixels) if len(grid) > 1 else label_here(label, blocks)
         with contextlib.closing(labelled):  # on an error, the blocks in the workers are settled before the workers stop
-            yield from _paste_blocks(labelled, shape, context, on_block, name)
+            yield from _paste_blocks(labelled, shape, context, on_block, name, rows, min(rows.blocks[1] * block, height))
 
 
-def _paste_blocks(labelled, shape, context, on_block, name):
-    """label_bands' rows from ((core, extent), _label_block's (labels, owned)) of each block, in raster order."""
+def _paste_blocks(labelled, shape, context, on_block, name, rows, end):
+    """label_bands' rows from ((core, extent), _label_block's (labels, owned)) of each block of
+    `rows` (PartRows, its block rows ending at image row `end`), in raster order."""
     height, width = shape
-    band, band_top, next_label, cut = np.zeros((0, width), np.uint32), 0, 1, 0
+    band, band_top, next_label, cut = np.zeros((0, width), np.uint32), rows.top, 1, 0
     for ((_, cy1, cx0, cx1), (ey0, ey1, ex0, ex1)), (labels, owned) in labelled:
         if cx0 == 0:  # a new block row: its extent joins the band
             band = np.concatenate([band, np.zeros((ey1 - band_top - len(band), width), np.uint32)])
@@ -139,7 +205,7 @@ def _paste_blocks(labelled, shape, context, on_block, name):
         if cx1 < width:
             continue
         # Label rows above the next block row's context are final: no later block can claim them.
-        final = height if cy1 == height else (cy1 - context) // TIFF_TILE * TIFF_TILE
+        final = rows.bottom if cy1 == end else (cy1 - context) // TIFF_TILE * TIFF_TILE
         if final > band_top:
             yield band_top, band[: final - band_top]
             band, band_top = band[final - band_top :].copy(), final

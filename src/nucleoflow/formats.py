@@ -35,15 +35,16 @@ def _ome_metadata(pixel_size_um):
     return {"axes": "YX", "PhysicalSizeX": pixel_size_um, "PhysicalSizeXUnit": "µm", "PhysicalSizeY": pixel_size_um, "PhysicalSizeYUnit": "µm"}
 
 
-def write_label_ome_tiff(path, bands, shape, pixel_size_um=None):
+def write_label_ome_tiff(path, bands, shape, pixel_size_um=None, pyramid=True):
     """Write (top, rows) bands of uint32 labels (tops multiples of TIFF_TILE) as a tiled OME-TIFF
-    with the pixel size and, for large images, nearest-neighbour sub-resolutions in SubIFDs.
+    with the pixel size and, for large images (and `pyramid`), nearest-neighbour
+    sub-resolutions in SubIFDs.
 
     tifffile writes the levels one after the other, so each sub-resolution is kept on disk beside
     the output (1/3 of the labels' size in all) until its turn, never in memory.
     """
     path = Path(path)
-    strides = pyramid_strides(shape)
+    strides = pyramid_strides(shape) if pyramid else []
     options = dict(dtype=np.uint32, tile=(TIFF_TILE, TIFF_TILE), compression="zlib")
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as scratch:
         levels = [open(Path(scratch) / f"{s}.u32", "w+b") for s in strides]
@@ -116,21 +117,25 @@ def write_ome_zarr(path, image, channel_names, labels_tiff, pixel_size_um=None, 
 
 class GeoJsonWriter:
     """A FeatureCollection of QuPath detections, one feature written per nucleus as it comes
-    (json.dump of a whole collection would hold every polygon of a slide in memory)."""
+    (json.dump of a whole collection would hold every polygon of a slide in memory): one feature
+    a line, so read_geojson_features reads them back one by one."""
 
     def __init__(self, path):
         self.file = open(path, "w")
         self.file.write('{"type": "FeatureCollection", "features": [\n')
         self.first = True
 
-    def add(self, label, polygons, measurements):
+    @staticmethod
+    def feature(label, polygons, measurements):
         rings = [[[[float(x), float(y)] for x, y in ring] for ring in polygon] for polygon in polygons]
         geometry = {"type": "Polygon", "coordinates": rings[0]} if len(rings) == 1 else {"type": "MultiPolygon", "coordinates": rings}
-        feature = {
+        return {
             "type": "Feature",
             "geometry": geometry,
             "properties": {"objectType": "detection", "name": str(label), "label": int(label), "measurements": measurements},
         }
+
+    def add(self, feature):
         self.file.write(("" if self.first else ",\n") + json.dumps(feature))
         self.first = False
 
@@ -139,18 +144,47 @@ class GeoJsonWriter:
         self.file.close()
 
 
+def read_geojson_features(path):
+    """The features of a GeoJsonWriter's file, in order, read a line at a time."""
+    with open(path) as file:
+        next(file)
+        for line in file:
+            line = line.rstrip("\n").removesuffix(",")
+            if line.startswith("{"):
+                yield json.loads(line)
+
+
+def roi_bytes(label, polygons):
+    """An ImageJ ROI, named by the label, of a nucleus's outline (measure.outline's polygons)."""
+    exterior = max(polygons, key=lambda polygon: len(polygon[0]))[0]  # an ImageJ polygon has one ring
+    roi = roifile.ImagejRoi.frompoints(np.asarray(exterior[:-1]), name=str(label))
+    roi.roitype = roifile.ROI_TYPE.TRACED  # as ImageJ's wand traces pixel edges
+    return roi.tobytes()
+
+
+def renamed_roi(data, label):
+    """roi_bytes' ROI under another label."""
+    roi = roifile.ImagejRoi.frombytes(data)
+    roi.name = str(label)
+    return roi.tobytes()
+
+
 class RoiZipWriter:
     """ImageJ/Fiji ROIs (RoiManager zip), one traced polygon per nucleus named by its label,
-    encoded by roifile and added to the zip as they come (roifile.roiwrite takes them all at once)."""
+    added to the zip as they come (roifile.roiwrite takes them all at once)."""
 
     def __init__(self, path):
         self.zip = zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED)
 
-    def add(self, label, polygons):
-        exterior = max(polygons, key=lambda polygon: len(polygon[0]))[0]  # an ImageJ polygon has one ring
-        roi = roifile.ImagejRoi.frompoints(np.asarray(exterior[:-1]), name=str(label))
-        roi.roitype = roifile.ROI_TYPE.TRACED  # as ImageJ's wand traces pixel edges
-        self.zip.writestr(f"{label}.roi", roi.tobytes())
+    def add(self, label, data):
+        self.zip.writestr(f"{label}.roi", data)
 
     def close(self):
         self.zip.close()
+
+
+def read_rois(path):
+    """The ROIs (bytes) of a RoiZipWriter's zip, in the order they were added."""
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            yield archive.read(info)

@@ -159,6 +159,16 @@ def tile_side(tiling, engine):
     return max(engine.multiple, int(math.sqrt(pixels)) // engine.multiple * engine.multiple)
 
 
+def tile_grid(height, width, engine, tiling):
+    """The sliding windows over an image: (tile height, tile width, tops of the tile rows, lefts
+    of the tile columns), on the image padded up to one tile where it is smaller."""
+    side = tile_side(tiling, engine)
+    margin = int(side * tiling.overlap)
+    tile_h, tile_w = (fit_tile(size, side, margin, engine.multiple) for size in (height, width))
+    rows_y = _starts(max(height, tile_h), tile_h, max(1, tile_h - margin))
+    return tile_h, tile_w, rows_y, _starts(max(width, tile_w), tile_w, max(1, tile_w - margin))
+
+
 def uses_tta(tiling, height, width):
     """Test-time augmentation for this image: tiling.tta, up to tiling.tta_max_mp megapixels
     (0: any size), where it costs 8x the time for about +0.01 DSB."""
@@ -177,7 +187,7 @@ def _read_ahead(read_strip, tops):
             yield strip
 
 
-def predict_rows(read, height, width, engine, tiling=Tiling(), tiles=None, resident=None):
+def predict_rows(read, height, width, engine, tiling=Tiling(), tiles=None, resident=None, rows=None):
     """Yield (top row, probabilities (n_classes, h, width)) bands of an image, top to bottom.
 
     read(y0, y1) returns rows y0..y1 of the normalised (C, H, W) image. Tiles sit on one grid
@@ -186,16 +196,17 @@ def predict_rows(read, height, width, engine, tiling=Tiling(), tiles=None, resid
     Rows are read one tile row ahead in a background thread. Tiles are blended by
     backend_for(engine, resident): in numpy, or on the engine's device.
     tiles: a tqdm bar (or None), set to the number of tiles and advanced as they are done.
+    rows (y0, y1): only the tile rows covering image rows y0..y1 run, and only those rows are
+    yielded; every pixel there gets the same tiles added in the same order as in the whole
+    image, so the values are the whole image's, bit for bit (one job's band of a huge image).
     """
+    y0, y1 = rows or (0, height)
     backend, tta = backend_for(engine, resident), uses_tta(tiling, height, width)
-    side = tile_side(tiling, engine)
-    margin = int(side * tiling.overlap)
-    tile_h, tile_w = (fit_tile(size, side, margin, engine.multiple) for size in (height, width))
+    tile_h, tile_w, rows_y, cols_x = tile_grid(height, width, engine, tiling)
     full_h, full_w = max(height, tile_h), max(width, tile_w)
     pad_h, pad_w = full_h - height, full_w - width
     mode = "reflect" if pad_h < height and pad_w < width else "edge"
-    rows_y = _starts(full_h, tile_h, max(1, tile_h - margin))
-    cols_x = _starts(full_w, tile_w, max(1, tile_w - margin))
+    run = [i for i, y in enumerate(rows_y) if y < y1 and y + tile_h > y0]
 
     def strip_at(y):
         strip = read(y, min(y + tile_h, height))
@@ -204,19 +215,20 @@ def predict_rows(read, height, width, engine, tiling=Tiling(), tiles=None, resid
         return backend.upload(strip)
 
     if tiles is not None:
-        tiles.total = len(rows_y) * len(cols_x)  # set, not reset(): that would draw a delayed bar now
+        tiles.total = len(run) * len(cols_x)  # set, not reset(): that would draw a delayed bar now
     if len(rows_y) == len(cols_x) == 1:
         # One tile covers the image (most images at the default tile): no blending passes.
-        probs = _predict_batch(backend, strip_at(0)[None], tta)[0][:, :height, :width]
+        probs = _predict_batch(backend, strip_at(0)[None], tta)[0][:, y0:y1, :width]
         if tiles is not None:
             tiles.update(1)
-        yield 0, backend.download(probs)
+        yield y0, backend.download(probs)
         return
     weight = backend.upload(gaussian_weight((tile_h, tile_w)))
     total = backend.zeros((engine.n_classes, 0, full_w))
     norm = backend.zeros((0, full_w))
-    top = 0
-    for i, (y, strip) in enumerate(zip(rows_y, _read_ahead(strip_at, rows_y))):
+    tops = [rows_y[i] for i in run]
+    top = tops[0]
+    for i, y, strip in zip(run, tops, _read_ahead(strip_at, tops)):
         grow = y + tile_h - top - norm.shape[0]
         total = backend.concat([total, backend.zeros((engine.n_classes, grow, full_w))], axis=1)
         norm = backend.concat([norm, backend.zeros((grow, full_w))], axis=0)
@@ -228,10 +240,12 @@ def predict_rows(read, height, width, engine, tiling=Tiling(), tiles=None, resid
                 norm[y - top : y - top + tile_h, x : x + tile_w] += weight
             if tiles is not None:
                 tiles.update(len(xs))
-        # Rows above the next tile row are final.
-        done = min(rows_y[i + 1] if i + 1 < len(rows_y) else full_h, height)
+        # Rows above the next tile row are final; those above y0 lack the tile rows above them.
+        done = min(rows_y[i + 1] if i + 1 < len(rows_y) else full_h, y1)
+        if done > max(top, y0):
+            start = max(top, y0) - top
+            yield top + start, backend.download(total[:, start : done - top, :width] / norm[start : done - top, :width])
         if done > top:
-            yield top, backend.download(total[:, : done - top, :width] / norm[: done - top, :width])
             total, norm, top = total[:, done - top :], norm[done - top :], done
 
 

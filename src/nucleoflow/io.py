@@ -169,6 +169,15 @@ def staging_dir(path):
             shutil.rmtree(tmp, ignore_errors=True)
 
 
+def replace_into(paths, folder):
+    """Move finished files and folders into `folder`, each replacing what had its name there."""
+    for path in paths:
+        target = Path(folder) / Path(path).name
+        if target.is_dir():
+            shutil.rmtree(target)
+        os.replace(path, target)
+
+
 def write_tiff(path, array, **kwargs):
     """Write a zlib-compressed TIFF atomically."""
     with atomic_path(path) as tmp:

@@ -1,11 +1,14 @@
 """What `segment` writes for each image (segment.outputs), fed block by block as nuclei are final."""
 
+import contextlib
+import itertools
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from .formats import GeoJsonWriter, RoiZipWriter
+from .formats import GeoJsonWriter, RoiZipWriter, read_geojson_features, read_rois, renamed_roi, roi_bytes
 from .measure import measure, outline
 
 OUTPUTS = ("labels", "measurements", "geojson", "imagej_rois", "ome_zarr")
@@ -35,6 +38,23 @@ def channel_planes(source, chunk=1024):
     return da.from_array(_Planes(source), chunks=(-1, chunk, chunk), asarray=False, fancy=False)
 
 
+@dataclass(frozen=True)
+class Nucleus:
+    """One nucleus's entries in the outputs (None: that output is not written)."""
+
+    label: int
+    area: int  # pixels
+    row: str | None = None  # its line of the measurements CSV
+    feature: dict | None = None  # its GeoJSON feature
+    roi: bytes | None = None  # its ImageJ ROI
+
+    def relabelled(self, label):
+        """The same nucleus under another label, in every output."""
+        row = None if self.row is None else f"{label},{self.row.split(',', 1)[1]}"
+        feature = None if self.feature is None else {**self.feature, "properties": {**self.feature["properties"], "name": str(label), "label": label}}
+        return Nucleus(label, self.area, row, feature, None if self.roi is None else renamed_roi(self.roi, label))
+
+
 class NucleusOutputs:
     """Measurements, GeoJSON and ROIs of one image, written as label_bands hands over each
     block's final nuclei (on_block), so every nucleus is measured once, whole."""
@@ -45,31 +65,68 @@ class NucleusOutputs:
         self.table = None if "measurements" not in paths else open(paths["measurements"], "w", newline="")
         self.geojson = GeoJsonWriter(paths["geojson"]) if "geojson" in paths else None
         self.rois = RoiZipWriter(paths["imagej_rois"]) if "imagej_rois" in paths else None
+        self.header = None  # the measurements' header line, once a nucleus was measured
         self.areas = []
 
     def on_block(self, labels, origin):
+        for nucleus in self.nuclei(labels, origin):
+            self.add(nucleus)
+
+    def nuclei(self, labels, origin):
+        """The Nucleus of every label of `labels` (a region of the image holding them whole,
+        top-left pixel `origin` (y, x)), in label order."""
         if self.table is None and self.geojson is None:  # only the summary's areas: no intensities to read
-            areas = np.bincount(labels.ravel())[1:]
-            self.areas.append(areas[areas > 0])
+            counts = np.bincount(labels.ravel())[1:]
+            ids = np.nonzero(counts)[0] + 1
+            areas, rows, records = counts[ids - 1], [None] * len(ids), [None] * len(ids)
         else:
             y0, x0 = origin
             intensity = np.moveaxis(self.planes[:, y0 : y0 + labels.shape[0], x0 : x0 + labels.shape[1]].compute(), 0, -1)
             frame = measure(labels, intensity, origin, self.channel_names, self.pixel_size_um)
-            self.areas.append(frame["area"].to_numpy())
-            if self.table is not None:
-                frame.to_csv(self.table, header=self.table.tell() == 0, index=False)
+            ids, areas = frame["label"].to_numpy(), frame["area"].to_numpy()
+            self.header, *rows = frame.to_csv(index=False).splitlines(keepends=True)
+            records = frame.drop(columns="label").to_dict("records")
         if self.geojson is None and self.rois is None:
-            return
-        first = int(labels[labels > 0].min())
-        boxes = ndi.find_objects(np.where(labels > 0, labels - (first - 1), 0))
-        records = frame.to_dict("records") if self.geojson is not None else None
-        for i, box in enumerate(boxes):
-            label = first + i
+            return [Nucleus(int(label), int(area), row) for label, area, row in zip(ids, areas, rows)]
+        first = int(ids[0]) if len(ids) else 1
+        boxes = ndi.find_objects(np.where(labels >= first, labels - (first - 1), 0))
+        found = []
+        for label, area, row, record in zip(ids, areas, rows, records):
+            box = boxes[label - first]
             polygons = outline(labels[box] == label, (origin[0] + box[0].start, origin[1] + box[1].start))
+            feature = roi = None
             if self.geojson is not None:
-                self.geojson.add(label, polygons, {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in records[i].items() if k != "label"})
+                feature = GeoJsonWriter.feature(label, polygons, {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in record.items()})
             if self.rois is not None:
-                self.rois.add(label, polygons)
+                roi = roi_bytes(label, polygons)
+            found.append(Nucleus(int(label), int(area), row, feature, roi))
+        return found
+
+    def read(self, paths, areas):
+        """The nuclei another NucleusOutputs wrote to `paths` (labels 1, 2, ... with `areas`),
+        read back one by one in label order, as Nucleus."""
+        none = itertools.repeat(None)
+        with contextlib.ExitStack() as stack:
+            rows = none
+            if self.table is not None:
+                rows = stack.enter_context(open(paths["measurements"], newline=""))
+                self.header = next(rows, self.header)
+            features = read_geojson_features(paths["geojson"]) if self.geojson is not None else none
+            rois = read_rois(paths["imagej_rois"]) if self.rois is not None else none
+            for label, area, row, feature, roi in zip(range(1, len(areas) + 1), areas, rows, features, rois):
+                yield Nucleus(label, int(area), row, feature, roi)
+
+    def add(self, nucleus):
+        """Write one nucleus to every output, after those added before it."""
+        if self.table is not None:
+            if self.table.tell() == 0:
+                self.table.write(self.header)
+            self.table.write(nucleus.row)
+        if self.geojson is not None:
+            self.geojson.add(nucleus.feature)
+        if self.rois is not None:
+            self.rois.add(nucleus.label, nucleus.roi)
+        self.areas.append(nucleus.area)
 
     def close(self):
         for writer in (self.table, self.geojson, self.rois):
@@ -77,8 +134,12 @@ class NucleusOutputs:
                 writer.close()
 
     def summary(self):
-        areas = np.concatenate([np.zeros(0, np.int64), *self.areas])
-        row = {"nuclei": len(areas), "median_area": float(np.median(areas)) if len(areas) else 0.0}
-        if self.pixel_size_um:
-            row["median_area_um2"] = row["median_area"] * self.pixel_size_um**2
-        return row
+        return area_summary(self.areas, self.pixel_size_um)
+
+
+def area_summary(areas, pixel_size_um=None):
+    """An image's summary row from its nuclei's areas (pixels): count and median area."""
+    row = {"nuclei": len(areas), "median_area": float(np.median(areas)) if len(areas) else 0.0}
+    if pixel_size_um:
+        row["median_area_um2"] = row["median_area"] * pixel_size_um**2
+    return row

@@ -657,6 +657,21 @@ def open_image(path, channel=None, pixel_size_um=0):
         raise InputError(path, f"cannot be read ({type(exc).__name__}: {exc})", "The file is corrupt or truncated: replace it") from exc
 
 
+def image_size(path, channel=None, pixel_size_um=0):
+    """(height, width) of an image file or OME-Zarr folder, as open_image gives them, without
+    decoding PNG or JPEG pixels (their header says); TIFF and Zarr open lazily anyway."""
+    path = Path(path)
+    if is_zarr(path) or path.suffix.lower() in TIFF_SUFFIXES:
+        with open_image(path, channel, pixel_size_um) as source:
+            return source.height, source.width
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(path, f"cannot be read ({exc.strerror})", "Check that it exists and is readable") from exc
+    with _pil_image(data, str(path)) as img:
+        return img.height, img.width
+
+
 def open_bytes(data, name, channel=None, pixel_size_um=0):
     """A RegionSource, decoded whole, for the bytes of a PNG, JPEG or TIFF file (e.g. a zip
     member); `name` (ending in the file's suffix) is used for the format and in messages."""
