@@ -55,6 +55,11 @@ class Tiling:
         return cls(**values)
 
 
+# segment.split_above_mp: with n > 1 jobs, images above this many megapixels (an 8000 px square)
+# are labelled in n parts, one per job (segment.segment_folder); smaller ones go whole to one job.
+SPLIT_ABOVE_MP = 64
+
+
 @dataclass(frozen=True)
 class Thresholds:
     """postprocess.instances(): seeds are connected regions of P(interior) > seed_threshold at

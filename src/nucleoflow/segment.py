@@ -2,7 +2,9 @@
 
 import contextlib
 import dataclasses
+import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -10,17 +12,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from .blocks import RegionSource, label_bands, label_image, open_image
+from .blocks import PartRows, RegionSource, label_bands, label_image, open_image, part_rows
 from .engine import check_tile, load_engine
 from .errors import InputError
 from .formats import write_label_ome_tiff, write_ome_zarr
-from .io import staging_dir
-from .options import ThresholdSet, split_options
+from .io import replace_into, staging_dir
+from .options import SPLIT_ABOVE_MP, ThresholdSet, split_options
 from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES, NucleusOutputs, channel_planes
 from .pool import Workers
 from .progress import LOG_INTERVAL_S, progress
-from .reader import IMAGE_SUFFIXES, image_entries
+from .reader import IMAGE_SUFFIXES, image_entries, image_size
 from .scale import labels_to_shape, median_diameter, rescale_factor, zoom
+from .shards import PART, PARTS, merge_parts
 
 log = logging.getLogger(__name__)
 # Images up to this many pixels (a 4096 px square) may be labelled at another zoom, held whole;
@@ -106,14 +109,29 @@ class Segmenter:
     def _scaled(self, source):
         """Whether an image file goes through the size-aware path: a model card with training
         sizes or a given diameter, and an image small enough to hold whole (ZOOM_MAX_PIXELS)."""
-        if not (self.diameter or self.sizes):
-            return False
-        if source.height * source.width <= ZOOM_MAX_PIXELS:
-            return True
+        return bool(self.diameter or self.sizes) and source.height * source.width <= ZOOM_MAX_PIXELS
+
+    def _bands(self, source, thresholds, tiles, on_block, part=(1, 1)):
+        """Yield (top, label rows) of an image, or of its part (label_bands), each block's nuclei
+        handed to on_block; an image labelled at its nuclei's zoom is held whole, one block.
+        Closing it early stops the labelling workers at once."""
+        if self._scaled(source):
+            whole = self._labels_at_scale(source, thresholds, tiles)
+            if whole.any():
+                on_block(whole, (0, 0))
+            yield 0, whole
+            return
         if self.diameter:
             size = f"{source.height}x{source.width} px"
             log.warning("%s: %s, above what the size-aware path holds; labelled at its own scale (diameter ignored)", source.name, size)
-        return False
+        yield from label_bands(source, self.engine, self.tiling, thresholds, tiles, on_block, self.workers, part)
+
+    def _part_rows(self, source, part):
+        """blocks.PartRows of part (k, n) of an image; one held whole to zoom is all in part 1."""
+        if not self._scaled(source):
+            return part_rows(source.height, source.width, self.engine, self.tiling, part)
+        total = -(-source.height // self.tiling.block)
+        return PartRows((0, total) if part[0] == 1 else (total, total), 0, 0, source.height)
 
     def open(self, image_path):
         """reader.open_image with this segmenter's channel and pixel size: a RegionSource."""
@@ -145,34 +163,70 @@ class Segmenter:
                 planes = channel_planes(source)
                 nuclei = NucleusOutputs(paths, planes, channel_names, pixel_size_um)
                 try:
-                    shape = (source.height, source.width)
-                    if self._scaled(source):
-                        whole = self._labels_at_scale(source, thresholds, tiles)
-                        if whole.any():
-                            nuclei.on_block(whole, (0, 0))
-                        write_label_ome_tiff(labels, [(0, whole)], shape, pixel_size_um)
-                    else:  # closed on leaving: a failed write stops the labelling workers at once
-                        with contextlib.closing(label_bands(source, self.engine, self.tiling, thresholds, tiles, nuclei.on_block, self.workers)) as bands:
-                            write_label_ome_tiff(labels, bands, shape, pixel_size_um)
+                    with contextlib.closing(self._bands(source, thresholds, tiles, nuclei.on_block)) as bands:
+                        write_label_ome_tiff(labels, bands, (source.height, source.width), pixel_size_um)
                 finally:
                     nuclei.close()
                 if "ome_zarr" in paths:
                     write_ome_zarr(paths["ome_zarr"], planes, nuclei.channel_names, labels, pixel_size_um)
-                for path in paths.values():
-                    if (out_dir / path.name).is_dir():
-                        shutil.rmtree(out_dir / path.name)
-                    os.replace(path, out_dir / path.name)
+                replace_into(paths.values(), out_dir)
         finally:
             source.close()
-        return {
-            "image": image_path.name,
-            **nuclei.summary(),
-            "pixel_size_um": pixel_size_um or None,
-            "modality": source.appearance.modality,
-            "model": self.model,
-            "caution": note,
-            **dataclasses.asdict(thresholds),
-        }
+        return {"image": image_path.name, **nuclei.summary(), **self._about(source, pixel_size_um, note, thresholds)}
+
+    def _about(self, source, pixel_size_um, note, thresholds):
+        """The summary row's fields after the nucleus counts: how the image was labelled."""
+        about = {"pixel_size_um": pixel_size_um or None, "modality": source.appearance.modality, "model": self.model, "caution": note}
+        return {**about, **dataclasses.asdict(thresholds)}
+
+    def to_part(self, image_path, part_dir, outputs, part, pixel_size_um=None, tiles=None):
+        """Label part (k, n) of a huge image file, its band of block rows (blocks.label_bands), into
+        part_dir (a folder written whole or not at all): the part's label rows, its nuclei's
+        `outputs` and what shards.merge_parts needs to join the parts as one job labels the image.
+        Writes nothing for a part that gets no block rows (blocks.split_block_rows; an image
+        labelled at its nuclei's zoom, held whole, is all part 1's)."""
+        image_path = Path(image_path)
+        source = self.open(image_path)
+        try:
+            rows = self._part_rows(source, part)
+            if rows.blocks[0] == rows.blocks[1]:
+                log.info("%s: no block rows for part %d of %d", image_path.name, *part)
+                return
+            pixel_size_um = pixel_size_um or source.pixel_size_um
+            thresholds = self.thresholds_for(source)
+            note = self.caution(source)
+            with staging_dir(part_dir) as tmp:
+                paths = {name: tmp / f"{PART}{SUFFIXES[name]}" for name in outputs if name != "ome_zarr"}
+                nuclei = NucleusOutputs(paths, channel_planes(source), list(source.channel_names), pixel_size_um)
+                blocks = []  # [first label, y0, x0, y1, x1] of each block's region
+
+                def on_block(labels, origin):
+                    blocks.append([len(nuclei.areas) + 1, *origin, origin[0] + labels.shape[0], origin[1] + labels.shape[1]])
+                    nuclei.on_block(labels, origin)
+
+                try:
+                    with contextlib.closing(self._bands(source, thresholds, tiles, on_block, part)) as bands:
+                        write_label_ome_tiff(tmp / f"{PART}.tif", bands, (rows.bottom - rows.top, source.width), pyramid=False)
+                finally:
+                    nuclei.close()
+                record = {
+                    "image": str(image_path),
+                    "open": {"channel": self.channel, "pixel_size_um": self.pixel_size_um},  # open_image's arguments
+                    "shape": [source.height, source.width],
+                    "part": list(part),
+                    "block": self.tiling.block,
+                    "block_rows": list(rows.blocks),
+                    "rows": [rows.top, rows.bottom],
+                    "outputs": list(outputs),
+                    "pixel_size_um": pixel_size_um,
+                    "channel_names": nuclei.channel_names,
+                    "blocks": blocks,
+                    "areas": nuclei.areas,
+                    "about": self._about(source, pixel_size_um, note, thresholds),
+                }
+                (tmp / f"{PART}.json").write_text(json.dumps(record))
+        finally:
+            source.close()
 
 
 def list_images(folder, setting, skipped=None):
@@ -238,26 +292,44 @@ def segment_images(segmenter, images, out_dir, outputs=DEFAULT_OUTPUTS, pixel_si
                 rows.append(segmenter.to_files(path, out_dir, outputs, pixel_size_um, tiles=tiles))
             log.info("%s: %d nuclei", path.name, rows[-1]["nuclei"])
     rows = [{**row, "status": "segmented"} for row in rows] + [{"image": Path(p).name, "status": f"skipped: {why}"} for p, why in skipped]
-    pd.DataFrame(rows).to_csv(Path(out_dir) / "summary.csv", index=False)
+    (pd.DataFrame(rows) if rows else pd.DataFrame(columns=["image", "status"])).to_csv(Path(out_dir) / "summary.csv", index=False)
 
 
-def segment_folder(input_dir, out_dir, model_path, shard=(1, 1), threads=1, outputs=DEFAULT_OUTPUTS, channel=None, pixel_size_um=0, workers=1, **options):
+def segment_folder(
+    input_dir,
+    out_dir,
+    model_path,
+    shard=(1, 1),
+    threads=1,
+    outputs=DEFAULT_OUTPUTS,
+    channel=None,
+    pixel_size_um=0,
+    workers=1,
+    split_above_mp=SPLIT_ABOVE_MP,
+    **options,
+):
     """Label every image in input_dir into out_dir/<stem>.<outputs> and summary.csv; all or
     nothing. Every image is opened (layout, channel, pixel size, limits) before the model loads.
     channel, pixel_size_um: reader.open_image's (pixel_size_um 0: each file's metadata, if any);
     threads, workers: Segmenter's.
 
-    shard (k, n): only the k-th of every n images (sorted by name), so n jobs share a folder.
+    shard (k, n): n jobs share a folder: this one labels the k-th of every n images (sorted by
+    name) and, of each image above split_above_mp megapixels (n > 1), its part k of n (its band
+    of block rows, Segmenter.to_part) into out_dir/parts/<stem>/; gather_shards joins them.
     """
     skipped = []
     images = list_images(input_dir, "segment.input_dir", skipped)
     check_stems(images, input_dir)
     check_outputs(outputs, "segment.outputs")
     k, n = shard
-    images = images[k - 1 :: n]
-    check_images(images, channel, pixel_size_um)
+    split = [path for path in images if n > 1 and math.prod(image_size(path, channel, pixel_size_um)) > split_above_mp * 1e6]
+    whole = [path for path in images if path not in split][k - 1 :: n]
+    check_images(whole + split, channel, pixel_size_um)
     with Segmenter(model_path, threads, channel=channel, pixel_size_um=pixel_size_um, workers=workers, **options) as segmenter, staging_dir(out_dir) as tmp:
-        segment_images(segmenter, images, tmp, outputs, skipped=skipped if k == 1 else ())  # skipped entries: one shard says
+        segment_images(segmenter, whole, tmp, outputs, skipped=skipped if k == 1 else ())  # skipped entries: one shard says
+        for path in split:
+            with progress(desc=f"{path.name} part {k}/{n}", unit="tile", log=log, delay=LOG_INTERVAL_S) as tiles:
+                segmenter.to_part(path, tmp / PARTS / output_stem(path), outputs, shard, tiles=tiles)
 
 
 def _link(src, dst):
@@ -268,17 +340,22 @@ def _link(src, dst):
 
 
 def gather_shards(shard_dirs, out_dir):
-    """Merge the shards' outputs into one folder (hard links where possible, else copies), their
-    summaries into one summary.csv."""
+    """Merge the shards' outputs into one folder (hard links where possible, else copies), the
+    parts of split images joined (shards.merge_parts), their summaries into one summary.csv."""
     with staging_dir(out_dir) as tmp:
-        summaries = []
+        summaries, parts = [], {}
         for shard in shard_dirs:
             for path in sorted(Path(shard).iterdir()):
                 if path.name == "summary.csv":
                     summaries.append(pd.read_csv(path))
+                elif path.name == PARTS:
+                    for part in path.iterdir():
+                        parts.setdefault(part.name, []).append(part)
                 elif path.is_dir():  # an OME-Zarr
                     shutil.copytree(path, tmp / path.name, copy_function=_link)
                 else:
                     _link(path, tmp / path.name)
-        pd.concat(summaries).sort_values("image").to_csv(tmp / "summary.csv", index=False)
+        joined = [{**merge_parts(dirs, tmp, stem), "status": "segmented"} for stem, dirs in sorted(parts.items())]
+        rows = [frame for frame in (*summaries, pd.DataFrame(joined)) if len(frame)]  # a shard may have only parts
+        pd.concat(rows).sort_values("image").to_csv(tmp / "summary.csv", index=False)
     log.info("gathered %d label images from %d shards", len(list(Path(out_dir).glob("*.tif"))), len(shard_dirs))

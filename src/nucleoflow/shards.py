@@ -1,0 +1,136 @@
+"""One huge image over many jobs: each job labels a part (a band of block rows), the gather joins
+the parts into the labels and outputs one job would have written, exactly.
+
+Part k of n labels its block rows (blocks.part_rows) as one job labelling the whole image does,
+on the same tile grid, but does not know the nuclei of the bands above it, which one job pastes
+first. One job pastes each nucleus into the pixels still free (blocks._paste_owned), so with R
+the pixels that the nuclei of the bands above took, a nucleus of the part is, in one job, its
+pixels in the part less R, and one left with no pixel is never numbered. Since R only lies in
+the rows where the part overlaps the bands above (their blocks' context), merging the parts in
+order, each trimmed by the merged rows above it, its survivors numbered after them in its own
+order (one job's raster block order), gives one job's labels; nuclei that lost pixels are
+measured (and outlined) again on their own block's region, as one job measured them. This holds
+for any context below the block size: R is the merged image itself, whichever parts it came from.
+"""
+
+import bisect
+import itertools
+import json
+import logging
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tifffile
+
+from .formats import TIFF_TILE, write_label_ome_tiff, write_ome_zarr
+from .io import replace_into
+from .outputs import SUFFIXES, NucleusOutputs, area_summary, channel_planes
+from .reader import open_image
+
+log = logging.getLogger(__name__)
+
+PARTS = "parts"  # a shard's folder of parts: parts/<stem>/
+PART = "part"  # the name of a part's files: part.tif (its label rows), part.json, part.csv, ...
+STEP = 4 * TIFF_TILE  # label rows read from a part at a time
+
+
+def read_parts(part_dirs):
+    """The records (part.json, with "dir") of one image's parts, top to bottom, checked to be one
+    image's and to cover all its block rows."""
+    parts = sorted(({**json.loads((Path(d) / f"{PART}.json").read_text()), "dir": Path(d)} for d in part_dirs), key=lambda p: p["block_rows"])
+    first = parts[0]
+    for key in ("image", "shape", "outputs"):
+        if any(p[key] != first[key] for p in parts):
+            raise ValueError(f"parts {[str(p['dir']) for p in parts]} are not of one image: their {key} differ")
+    starts, ends = zip(*(p["block_rows"] for p in parts))
+    if list(starts) != [0, *ends[:-1]] or ends[-1] != -(-first["shape"][0] // first["block"]):
+        raise ValueError(f"parts of {first['image']} miss block rows: they hold {list(zip(starts, ends))}")
+    return parts
+
+
+def merge_parts(part_dirs, out_dir, stem):
+    """Join the parts of one image (Segmenter.to_part's folders, any order) into
+    out_dir/<stem>.<outputs>, as Segmenter.to_files writes them for the whole image in one job;
+    returns the image's summary row."""
+    parts = read_parts(part_dirs)
+    first = parts[0]
+    shape, pixel_size_um = tuple(first["shape"]), first["pixel_size_um"]
+    with open_image(first["image"], **first["open"]) as source, tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{stem}.") as tmp:
+        paths = {name: Path(tmp) / f"{stem}{SUFFIXES[name]}" for name in first["outputs"]}
+        labels = paths.get("labels", Path(tmp) / "labels.tif")  # the OME-Zarr is made from them
+        planes = channel_planes(source)
+        nuclei = NucleusOutputs(paths, planes, first["channel_names"], pixel_size_um)
+        counts = {"trimmed": 0, "dropped": 0}
+        try:
+            write_label_ome_tiff(labels, _merged_bands(parts, shape[1], nuclei, counts), shape, pixel_size_um)
+        finally:
+            nuclei.close()
+        if "ome_zarr" in paths:
+            write_ome_zarr(paths["ome_zarr"], planes, nuclei.channel_names, labels, pixel_size_um)
+        replace_into(paths.values(), out_dir)
+    trimmed, dropped = counts["trimmed"], counts["dropped"]
+    log.info("%s: %d parts joined, %d nuclei; where parts overlap %d nuclei trimmed, %d dropped", stem, len(parts), len(nuclei.areas), trimmed, dropped)
+    return {"image": Path(first["image"]).name, **area_summary(nuclei.areas, pixel_size_um), **first["about"]}
+
+
+def _merged_bands(parts, width, nuclei, counts):
+    """Yield (top, rows) of the joined labels, TIFF_TILE-aligned, feeding `nuclei` each part's
+    nuclei in order (relabelled, trimmed ones measured again, emptied ones left out) and
+    counting the trimmed and dropped ones in `counts`."""
+    import zarr
+
+    pending = np.zeros((0, width), np.uint32)  # joined rows from the next part's top down, not yet final
+    offset = 0  # nuclei numbered so far
+    for i, part in enumerate(parts):
+        top, bottom = part["rows"]
+        end = parts[i + 1]["rows"][0] if i + 1 < len(parts) else bottom  # rows above it are final after this part
+        areas = np.asarray(part["areas"], np.int64)
+        with tifffile.TiffFile(part["dir"] / f"{PART}.tif") as tif:
+            stored = zarr.open(tif.series[0].aszarr(), mode="r")
+            taken = pending != 0  # R: pixels that nuclei of the parts above took
+            lost = np.bincount(stored[: len(pending)][taken], minlength=len(areas) + 1)[1:]
+            dropped, trimmed = lost == areas, np.nonzero((lost > 0) & (lost < areas))[0] + 1
+            lut = np.zeros(len(areas) + 1, np.uint32)
+            lut[1:][~dropped] = offset + 1 + np.arange(np.count_nonzero(~dropped), dtype=np.uint32)
+            # The first rows read hold the overlap and every trimmed nucleus's block region whole.
+            reach = max([len(pending)] + [_region(part, label)[2] - top for label in trimmed])
+            reach = min(-(-reach // TIFF_TILE) * TIFF_TILE, bottom - top)
+            window = lut[stored[:reach]]
+            window[: len(pending)][taken] = pending[taken]
+            again = _measured_again(part, trimmed, lut[trimmed], window, top, nuclei)
+            for nucleus in nuclei.read({name: part["dir"] / f"{PART}{SUFFIXES[name]}" for name in part["outputs"]}, areas):
+                label = int(lut[nucleus.label])
+                if label:
+                    nuclei.add(again.get(label) or nucleus.relabelled(label))
+            offset += np.count_nonzero(~dropped)
+            counts["trimmed"] += len(trimmed)
+            counts["dropped"] += np.count_nonzero(dropped)
+            chunks = itertools.chain([(top, window)], ((y, lut[stored[y - top : min(y + STEP, bottom) - top]]) for y in range(top + reach, bottom, STEP)))
+            later = []
+            for y, rows in chunks:
+                final = min(max(end - y, 0), len(rows))
+                if final:
+                    yield y, rows[:final]
+                if final < len(rows):
+                    later.append(rows[final:])
+            pending = np.concatenate(later) if later else np.zeros((0, width), np.uint32)
+
+
+def _region(part, label):
+    """(y0, x0, y1, x1): the region of the block a nucleus of the part came from."""
+    index = bisect.bisect_right(part["blocks"], [label, np.inf]) - 1  # blocks: [first label, y0, x0, y1, x1]
+    return tuple(part["blocks"][index][1:])
+
+
+def _measured_again(part, trimmed, labels, window, top, nuclei):
+    """{joined label: Nucleus} of the part's `trimmed` nuclei (joined `labels`), measured and
+    outlined as one job does: on their block's region (window: joined rows from `top`)."""
+    again, blocks = {}, {}
+    for label, joined in zip(trimmed, labels):
+        blocks.setdefault(_region(part, label), []).append(joined)
+    for (y0, x0, y1, x1), joined in blocks.items():
+        region = window[y0 - top : y1 - top, x0:x1]
+        for nucleus in nuclei.nuclei(np.where(np.isin(region, joined), region, 0), (y0, x0)):
+            again[nucleus.label] = nucleus
+    return again
