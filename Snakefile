@@ -46,10 +46,10 @@ scattergather:
     segment=1,
 
 
-# Trivial steps run where Snakemake runs, never as cluster jobs.
+# Trivial steps run where Snakemake runs, never as cluster jobs (segment's gather is not one:
+# it joins the parts of split images).
 localrules:
     all,
-    segment,
 
 
 include: "workflow/rules/data.smk"

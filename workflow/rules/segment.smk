@@ -24,18 +24,23 @@ rule segment_shard:
         "../scripts/segment.py"
 
 
+# Joins the parts of split images: reads their label rows a band at a time and measures again,
+# from the images themselves, the nuclei that parts trim where they overlap.
 rule segment:
     input:
         shards=gather.segment("results/segment_shards/{scatteritem}"),
+        images=segment_input,
         lib=lib("segment", "io"),
     output:
         directory("results/segment"),
     log:
         "results/logs/segment.log",
+    benchmark:
+        "results/benchmarks/segment.tsv"
     conda:
         "../../envs/torch.yaml"
     resources:
-        mem_mb=1000,
-        runtime=30,
+        mem_mb=4000,
+        runtime=60,
     script:
         "../scripts/gather_segment.py"

@@ -1,4 +1,4 @@
-"""Snakemake script: the segment shards' outputs -> results/segment/ (one summary.csv)."""
+"""Snakemake script: the segment shards' outputs -> results/segment/ (split images' parts joined, one summary.csv)."""
 
 from nucleoflow.io import setup_logging
 from nucleoflow.segment import gather_shards

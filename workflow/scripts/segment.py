@@ -1,4 +1,5 @@
-"""Snakemake script: one shard ("k-of-n") of a folder of the user's images -> <stem>.<outputs>, summary.csv.
+"""Snakemake script: one shard ("k-of-n") of a folder of the user's images -> <stem>.<outputs>, summary.csv,
+and parts/<stem>/ (its part of each image above segment.split_above_mp).
 
 `threads` is both the network's threads and the processes that label blocks beside it (on a GPU
 node the labelling is the slower part; on a CPU-only one both share the cores).
@@ -23,5 +24,6 @@ if __name__ == "__main__":  # the labelling workers import this script (multipro
         diameter=snakemake.params.segment["diameter"],
         channel=snakemake.params.segment["channel"],
         pixel_size_um=snakemake.params.segment["pixel_size_um"],
+        split_above_mp=snakemake.params.segment["split_above_mp"],
         **dataclasses.asdict(Tiling.from_config(snakemake.params.predict, snakemake.params.segment)),
     )
