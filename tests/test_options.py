@@ -14,7 +14,7 @@ from conftest import ROOT
 from nucleoflow.appearance import appearance, pixel_sample
 from nucleoflow.io import decode_image, to_hwc
 from nucleoflow.normalize import normalize
-from nucleoflow.options import Thresholds, ThresholdSet, Tiling
+from nucleoflow.options import SPLIT_ABOVE_MP, Thresholds, ThresholdSet, Tiling
 from nucleoflow.package import package_model
 from nucleoflow.shipped import model_path
 
@@ -23,6 +23,7 @@ CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
 
 def test_config_defaults_are_the_library_defaults():
     assert Tiling.from_config(CONFIG["predict"], CONFIG["segment"]) == Tiling()
+    assert CONFIG["segment"]["split_above_mp"] == SPLIT_ABOVE_MP
     assert Thresholds(**{k: v for k, v in CONFIG["postprocess"].items() if k != "tune"}) == Thresholds()
 
 

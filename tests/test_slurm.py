@@ -1,4 +1,5 @@
-"""The smoke workflow through profiles/slurm on a real single-node SLURM started for the test.
+"""The smoke workflow, and one image split over segment jobs, through profiles/slurm on a real
+single-node SLURM started for the test.
 
 The module fixture writes slurm.conf, gres.conf and cgroup.conf into a temporary folder,
 starts munged, slurmctld and slurmd there (no systemd; SLURM_CONF points at the folder),
@@ -10,6 +11,7 @@ Needs root (slurmd) and the Debian packages slurmctld, slurmd, slurm-client and 
 skipped, saying why, without them.
 """
 
+import dataclasses
 import os
 import re
 import shutil
@@ -19,9 +21,16 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+import pandas as pd
 import pytest
+import tifffile
 import yaml
 from runner import ROOT, copy_workflow
+from test_shards import write_mosaic, write_streaming_model
+
+from nucleoflow.options import Tiling
+from nucleoflow.segment import Segmenter
 
 pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 
@@ -239,12 +248,11 @@ def slurm(tmp_path_factory):
         cluster.stop()
 
 
-@pytest.fixture(scope="module")
-def slurm_run(crops_zip, crops_sha256, slurm, tmp_path_factory):  # no archive: skip before starting SLURM
-    """The smoke configuration through --profile profiles/slurm; returns workdir, output, job records."""
-    work = copy_workflow(tmp_path_factory.mktemp("slurm-smoke"))
+def run_on_slurm(slurm, work, *args):
+    """snakemake *args in work (a copy of the workflow) through --profile profiles/slurm; returns
+    its output and the records of the jobs it ran."""
     shutil.copytree(ROOT / "profiles", work / "profiles")  # profiles/default is read too, as in the repo
-    (work / "local.yaml").write_text(yaml.safe_dump({"data": {"url": str(crops_zip), "sha256": crops_sha256}}))
+    before = {job["JobId"] for job in slurm.jobs()}
     # What this cluster needs beyond profiles/slurm, given as a second profile so every other
     # key of the user-facing one is exercised: no account (there is no accounting database),
     # job states from squeue (no sacct without slurmdbd; MinJobAge keeps finished jobs),
@@ -268,13 +276,13 @@ def slurm_run(crops_zip, crops_sha256, slurm, tmp_path_factory):  # no archive: 
         "timeout", "-s", "INT", "-k", "30", str(SNAKEMAKE_TIMEOUT_S),
         sys.executable, "-m", "snakemake",
         "--profile", "profiles/slurm", "--profile", str(overlay),
-        "--configfile", ".test/config/config.yaml", "local.yaml",
+        *args,
     ]  # fmt: skip
     # SIGINT, not SIGTERM: on SIGTERM snakemake keeps waiting for its cluster jobs.
     start = time.monotonic()
     result = subprocess.run(cmd, cwd=work, env=slurm.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     elapsed = time.monotonic() - start
-    jobs = slurm.jobs()
+    jobs = [job for job in slurm.jobs() if job["JobId"] not in before]
     if result.returncode != 0:
         slurm_logs = "\n".join(
             f"--- {p.relative_to(work)}\n{p.read_text(errors='replace')[-2000:]}"
@@ -284,8 +292,16 @@ def slurm_run(crops_zip, crops_sha256, slurm, tmp_path_factory):  # no archive: 
             f"snakemake --profile profiles/slurm failed ({result.returncode}) after {elapsed:.0f} s:\n"
             f"{result.stdout[-6000:]}\n{slurm_logs}\n--- jobs\n{jobs}\n{slurm.logs()}"
         )
-    print(f"smoke workflow through profiles/slurm: {elapsed:.0f} s")
-    return work, result.stdout, jobs
+    print(f"snakemake {' '.join(args)} through profiles/slurm: {elapsed:.0f} s")
+    return result.stdout, jobs
+
+
+@pytest.fixture(scope="module")
+def slurm_run(crops_zip, crops_sha256, slurm, tmp_path_factory):  # no archive: skip before starting SLURM
+    """The smoke configuration through --profile profiles/slurm; returns workdir, output, job records."""
+    work = copy_workflow(tmp_path_factory.mktemp("slurm-smoke"))
+    (work / "local.yaml").write_text(yaml.safe_dump({"data": {"url": str(crops_zip), "sha256": crops_sha256}}))
+    return work, *run_on_slurm(slurm, work, "--configfile", ".test/config/config.yaml", "local.yaml")
 
 
 def test_workflow_finishes(slurm_run):
@@ -329,3 +345,30 @@ def test_gpu_job_fell_back_to_cpu(slurm_run):
     work, _, _ = slurm_run
     log = (work / "results" / "logs" / "train.log").read_text()
     assert "device cpu" in log and "epoch 6/6" in log
+
+
+def test_one_image_over_two_slurm_jobs_is_joined_as_one_job_labels_it(slurm, crops_zip, tmp_path_factory):
+    """Issue 16 through the SLURM profile: an image above segment.split_above_mp, labelled in
+    parts by two segment_shard jobs and joined by the segment job, gets the labels and
+    measurements that one job (Segmenter.to_files, here) writes."""
+    work = copy_workflow(tmp_path_factory.mktemp("slurm-split"))
+    (work / "images").mkdir()
+    image = write_mosaic(work / "images" / "mosaic.tif", crops_zip)
+    model = write_streaming_model(work / "model.pt")
+    segment = {"input_dir": "images", "model": str(model), "split_above_mp": 0.5, "block_size": 128, "context": 32}
+    predict = {"tile_size": 256, "overlap": 0.25, "batch_size": 4, "tta": False}
+    (work / "split.yaml").write_text(yaml.safe_dump({"segment": segment, "predict": predict}))
+    _, jobs = run_on_slurm(slurm, work, "segment", "--set-scatter", "segment=2", "--configfile", "split.yaml")
+    comments = sorted(job.get("Comment") for job in jobs)
+    assert comments == ["rule_segment", "rule_segment_shard_wildcards_1-of-2", "rule_segment_shard_wildcards_2-of-2"], jobs
+    assert all(job["JobState"] == "COMPLETED" for job in jobs), jobs
+    shards = work / "results" / "segment_shards"
+    assert [p.name for p in sorted(shards.glob("*/parts/*"))] == ["mosaic", "mosaic"]
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    tiling = Tiling.from_config({**config["predict"], **predict}, {**config["segment"], **segment})
+    one_job = tmp_path_factory.mktemp("one-job")
+    row = Segmenter(model, **dataclasses.asdict(tiling)).to_files(image, one_job, ["labels", "measurements"])
+    out = work / "results" / "segment"
+    assert np.array_equal(tifffile.imread(out / "mosaic.tif"), tifffile.imread(one_job / "mosaic.tif"))
+    assert (out / "mosaic.csv").read_bytes() == (one_job / "mosaic.csv").read_bytes()
+    assert pd.read_csv(out / "summary.csv")["nuclei"].tolist() == [row["nuclei"]]
