@@ -17,4 +17,4 @@ timeout 270 python3 benchmarks/throughput.py --device cuda --side 10000 --thread
 # The postprocess in 1 and in all cores' worker processes.
 timeout 100 python3 benchmarks/postprocess.py --side 4096 --workers "$cores" --threads "$cores" 2>&1 | tee "$OUT/postprocess.txt"
 # One 10000 px image as one job and as 4 parts (each on the GPU, run one after another) + the gather.
-timeout 150 python3 benchmarks/sharding.py --side 10000 --parts 4 --threads "$cores" 2>&1 | tee "$OUT/sharding.txt"
+timeout 150 python3 benchmarks/sharding.py --side 10000 --parts 4 --threads "$cores" --workers "$cores" 2>&1 | tee "$OUT/sharding.txt"

@@ -1,6 +1,6 @@
 """One huge image over several jobs: one job against N parts (one per node) and the gather.
 
-    python benchmarks/sharding.py [--model dsb2018_unet] [--side 10000] [--parts 4] [--threads 2]
+    python benchmarks/sharding.py [--model dsb2018_unet] [--side 10000] [--parts 4] [--threads 2] [--workers 1]
 
 The image is large_image.py's (8-bit gray tiled zlib TIFF of real DSB2018 images repeated with
 flips). Each run is a fresh process, as a cluster job is: one job labels the whole image
@@ -29,8 +29,8 @@ import io
 from tqdm import tqdm
 from nucleoflow.segment import Segmenter
 tiles = tqdm(file=io.StringIO())
-segmenter = Segmenter({model!r}, threads={threads}, tta=False, block={block}, context={context})
-{call}
+with Segmenter({model!r}, threads={threads}, workers={workers}, tta=False, block={block}, context={context}) as segmenter:
+    {call}
 print(tiles.total)
 """
 SINGLE = "segmenter.to_files({image!r}, {out!r}, {outputs!r}, tiles=tiles)"
@@ -65,16 +65,17 @@ def main():
     parser.add_argument("--side", type=int, default=10000)
     parser.add_argument("--parts", type=int, default=4)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--workers", type=int, default=1, help="processes that label blocks beside the network, in each job")
     parser.add_argument("--block", type=int, default=1024)
     parser.add_argument("--context", type=int, default=64)
     parser.add_argument("--outputs", nargs="+", default=["labels", "measurements"])
     args = parser.parse_args()
-    settings = dict(model=args.model, threads=args.threads, block=args.block, context=args.context)
+    settings = dict(model=args.model, threads=args.threads, workers=args.workers, block=args.block, context=args.context)
     with tempfile.TemporaryDirectory() as tmp:
         tmp, n = Path(tmp), args.parts
         image = tmp / "image.tif"
         make_image(image, args.side)
-        print(f"{args.side}x{args.side} 8-bit tiled zlib TIFF, {args.threads} threads, no TTA, block {args.block}, context {args.context}, outputs {args.outputs}")
+        print(f"{args.side}x{args.side} 8-bit tiled zlib TIFF, {args.threads} threads, {args.workers} workers, no TTA, block {args.block}, context {args.context}, outputs {args.outputs}")
         call = SINGLE.format(image=str(image), out=str(tmp / "one_job"), outputs=args.outputs)
         single, out = run(CHILD.format(call=call, **settings))
         print(f"{'one job':<10} {single:8.1f} s {int(out.split()[-1]):6d} tiles")
