@@ -225,6 +225,7 @@ class Segmenter:
                     "about": self._about(source, pixel_size_um, note, thresholds),
                 }
                 (tmp / f"{PART}.json").write_text(json.dumps(record))
+            log.info("%s: part %d of %d (block rows %d-%d): %d nuclei", image_path.name, *part, *rows.blocks, len(nuclei.areas))
         finally:
             source.close()
 
