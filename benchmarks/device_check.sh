@@ -15,6 +15,6 @@ python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.versio
 # Predict (naive fp32 whole image, numpy-blended, device-resident) and end-to-end segment, 10000 px.
 timeout 270 python3 benchmarks/throughput.py --device cuda --side 10000 --threads "$cores" --workers "$cores" 2>&1 | tee "$OUT/throughput_cuda.txt"
 # The postprocess in 1 and in all cores' worker processes.
-timeout 100 python3 benchmarks/postprocess.py --side 4096 --workers "$cores" --threads "$cores" 2>&1 | tee "$OUT/postprocess.txt"
+timeout 120 python3 benchmarks/postprocess.py --side 8192 --workers "$cores" --threads "$cores" 2>&1 | tee "$OUT/postprocess.txt"
 # One 10000 px image as one job and as 4 parts (each on the GPU, run one after another) + the gather.
 timeout 150 python3 benchmarks/sharding.py --side 10000 --parts 4 --threads "$cores" --workers "$cores" 2>&1 | tee "$OUT/sharding.txt"
