@@ -94,6 +94,14 @@ def fixed_thresholds(wildcards):
     return {k: v for k, v in config["postprocess"].items() if k != "tune"}
 
 
+def segment_mem_mb(wildcards, threads):
+    """Memory of a segment job: the network's window (predict.memory_mb) and about 1.7 GB of
+    image rows, probabilities and labels (benchmarks/large_image.py: 3774 MiB peak on a 10000 px
+    image with the 2048 MB default), plus a labelling worker process (about 400 MB) per thread.
+    """
+    return config["predict"]["memory_mb"] + 2000 + 400 * threads
+
+
 def tiling_config(wildcards):
     """The predict settings segment uses (all but splits, so choosing splits reruns no segment)."""
     return {k: v for k, v in config["predict"].items() if k != "splits"}

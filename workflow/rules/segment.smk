@@ -14,7 +14,7 @@ rule segment_shard:
     threads: config["resources"]["threads"]
     resources:
         gpu=1,
-        mem_mb=4000,
+        mem_mb=segment_mem_mb,
         runtime=120,
     params:
         predict=tiling_config,
