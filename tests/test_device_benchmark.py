@@ -30,4 +30,4 @@ def test_device_section_runs_and_reports_every_row(tmp_path):
         difference = float(line.rsplit("max |p - naive| ", 1)[1])
         assert difference < 1e-3, line  # every path computes the naive pass's probabilities
     assert "segment end to end, 2 postprocess workers" in rows[5] and " nuclei;" in rows[5]
-    assert int(rows[5].split(" s, ")[1].split(" nuclei")[0]) > 100  # a 640 px mosaic of real crops (142 nuclei)
+    assert int(rows[5].split(" s, ")[1].split(" nuclei")[0]) > 50  # a 640 px mosaic of real images: 82 nuclei from the committed crops, 142 from the archive
