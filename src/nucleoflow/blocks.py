@@ -62,7 +62,8 @@ def _paste_owned(band, band_top, labels, owned, origin, next_label):
 
 
 # Labelling a pixel (watershed, pasting, measuring) costs about an eighth of predicting it once:
-# postprocess 8.6 MP/s against predict 1.0 MP/s on 2 cores (README, Speed).
+# postprocess 8.6 MP/s against predict 1.0 MP/s with 1024 px windows on 2 cores; with the
+# default windows, 14.1 against 1.99 (benchmarks/throughput.py; README, Speed): about a seventh.
 LABEL_COST = 1 / 8
 
 
