@@ -3,7 +3,6 @@ torch tensors on the engine's device, CUDA in production) against the numpy path
 run here on CPU tensors; and the defaults that fit the image: tiles from a memory budget, TTA
 by size, rows read ahead."""
 
-import threading
 
 import numpy as np
 import pytest
@@ -11,7 +10,7 @@ import torch
 from test_blocks import crowded_mosaic
 
 from nucleoflow.engine import load_engine
-from nucleoflow.infer import _read_ahead, predict_rows, tile_side, uses_tta
+from nucleoflow.infer import predict_rows, tile_side, uses_tta
 from nucleoflow.metrics import image_scores
 from nucleoflow.normalize import normalize
 from nucleoflow.options import Tiling
@@ -119,29 +118,6 @@ def test_segmenter_skips_tta_above_the_size_limit(crops_zip):
     augmented = Segmenter(SHIPPED, tta=True)(image)
     np.testing.assert_array_equal(limited, plain)
     assert not np.array_equal(augmented, plain)
-
-
-def test_rows_are_read_ahead_in_order_and_the_thread_ends():
-    def read(top):
-        return top, threading.current_thread().name
-
-    strips = list(_read_ahead(read, [0, 96, 192]))
-    assert [top for top, _ in strips] == [0, 96, 192]
-    assert all(name.startswith("nucleoflow-read") for _, name in strips)
-    early = _read_ahead(read, [0, 96, 192])
-    next(early)
-    early.close()  # a caller that stops early (an error downstream) leaves no thread behind
-    assert not [t for t in threading.enumerate() if t.name.startswith("nucleoflow-read")]
-
-
-def test_a_failed_read_surfaces_in_the_caller():
-    def read(top):
-        if top:
-            raise OSError(f"truncated at row {top}")
-        return top
-
-    with pytest.raises(OSError, match="truncated at row 96"):
-        list(_read_ahead(read, [0, 96]))
 
 
 def test_bf16_autocast_keeps_the_nuclei(torch_engine, crops_zip):

@@ -132,11 +132,18 @@ def sampling_weights(examples, balance):
     return weights / weights.sum()
 
 
-def validation_crops(examples, size):
-    """One fixed centre crop per validation image, so epochs are compared on the same pixels."""
+def validation_crops(examples, size, per_side=4):
+    """Fixed crops of each validation image, so that epochs are compared on the same pixels: a
+    centred grid of up to per_side x per_side crops that tile it (one centre crop where the
+    image is less than two crops high and wide). A few large validation images (MoNuSeg's are 1000 px) are then judged
+    on most of their nuclei, not on one noisy centre crop each."""
     crops = []
     for e in examples:
         image, target, labels = pad_to(e.image, size), pad_to(e.target, size), pad_to(e.labels, size)
-        y, x = (image.shape[1] - size) // 2, (image.shape[2] - size) // 2
-        crops.append((image[:, y : y + size, x : x + size], target[y : y + size, x : x + size], labels[y : y + size, x : x + size]))
+        height, width = image.shape[1:]
+        rows, cols = min(height // size, per_side), min(width // size, per_side)
+        top, left = (height - rows * size) // 2, (width - cols * size) // 2
+        for y in range(top, top + rows * size, size):
+            for x in range(left, left + cols * size, size):
+                crops.append((image[:, y : y + size, x : x + size], target[y : y + size, x : x + size], labels[y : y + size, x : x + size]))
     return crops

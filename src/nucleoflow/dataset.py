@@ -251,9 +251,10 @@ def assign_splits(modalities, seed, val_fraction, test_fraction):
             split[i] = "test"
         for i in members[n_test : n_test + n_val]:
             split[i] = "val"
-    # Small runs: rounding may leave a split empty; take one image from the training split.
-    for needed in ("test", "val"):
-        if needed not in split and split.count("train") > 1:
+    # Small runs: rounding may leave a split empty; take one image from the training split
+    # (a fraction of 0 asks for no such split: e.g. no test images where a separate set scores).
+    for needed, fraction in (("test", test_fraction), ("val", val_fraction)):
+        if fraction > 0 and needed not in split and split.count("train") > 1:
             split[split.index("train")] = needed
     return split
 

@@ -3,13 +3,13 @@
 import logging
 import math
 import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
+from .ahead import ahead
 from .engine import check_tile, load_engine
 from .io import load_hwc, staging_dir, to_hwc, write_tiff
 from .normalize import normalize
@@ -175,18 +175,6 @@ def uses_tta(tiling, height, width):
     return tiling.tta and (not tiling.tta_max_mp or height * width <= tiling.tta_max_mp * 1e6)
 
 
-def _read_ahead(read_strip, tops):
-    """Strips read_strip(top) for each top, each read in a background thread while the caller
-    works on the one before (decoding overlaps inference); the thread ends with the generator."""
-    with ThreadPoolExecutor(1, thread_name_prefix="nucleoflow-read") as pool:
-        pending = pool.submit(read_strip, tops[0])
-        for following in [*tops[1:], None]:
-            strip = pending.result()
-            if following is not None:
-                pending = pool.submit(read_strip, following)
-            yield strip
-
-
 def predict_rows(read, height, width, engine, tiling=Tiling(), tiles=None, resident=None, rows=None):
     """Yield (top row, probabilities (n_classes, h, width)) bands of an image, top to bottom.
 
@@ -228,7 +216,7 @@ def predict_rows(read, height, width, engine, tiling=Tiling(), tiles=None, resid
     norm = backend.zeros((0, full_w))
     tops = [rows_y[i] for i in run]
     top = tops[0]
-    for i, y, strip in zip(run, tops, _read_ahead(strip_at, tops)):
+    for i, y, strip in zip(run, tops, ahead(strip_at, tops, "nucleoflow-read")):
         grow = y + tile_h - top - norm.shape[0]
         total = backend.concat([total, backend.zeros((engine.n_classes, grow, full_w))], axis=1)
         norm = backend.concat([norm, backend.zeros((grow, full_w))], axis=0)

@@ -88,6 +88,7 @@ class Training:
     targets: str = "inner_boundary"  # targets.KINDS
     border_weight: float = 1.0
     augment: dict = field(default_factory=dict)  # augment.Augmentation's fields; {}: none
+    budget_min: float = 0.0  # > 0: samples_per_epoch fitted so that the run takes this many minutes
 
     @property
     def steps_per_epoch(self):

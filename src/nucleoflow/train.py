@@ -7,6 +7,8 @@ launch (distributed processes).
 """
 
 import contextlib
+import copy
+import dataclasses
 import logging
 import signal
 import time
@@ -30,7 +32,7 @@ from .metrics import image_scores
 from .model import UNet, load_model
 from .options import Training
 from .postprocess import instances
-from .schedule import Clock, lr_at
+from .schedule import PROBE_STEPS, Clock, fit_schedule, lr_at, synchronize
 from .targets import N_CLASSES
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,7 @@ class State:
     optimizer: torch.optim.Optimizer
     history: list
     best: dict
+    samples_per_epoch: int | None = None  # fitted to train.budget_min (kept by the checkpoint)
 
 
 def train(data_dir, model_path, history_path, checkpoint_path, model_cfg, train_cfg, threads=1, processes=1, log_path=None):
@@ -90,6 +93,9 @@ def _train_process(run, model_cfg, training, threads):
         data = _load_data(run.data_dir, training, rank)
         expected = fingerprint(run.data_dir, model_cfg, training)
         state = _initial_state(run, model_cfg, training, rank, expected)
+        if training.budget_min:
+            state.samples_per_epoch = state.samples_per_epoch or _fit_to_budget(state, data, training, rank)
+            training = dataclasses.replace(training, samples_per_epoch=state.samples_per_epoch)
         net = DistributedDataParallel(state.model) if rank.world > 1 else state.model
         clock = Clock(training, len(state.history) * training.steps_per_epoch, rank.device) if rank.lead else None
         for epoch in range(len(state.history) + 1, training.epochs + 1):
@@ -150,7 +156,49 @@ def _initial_state(run, model_cfg, training, rank, expected):
     optimizer.load_state_dict(saved["optimizer"])
     if rank.lead:
         log.info("resumed from epoch %d (%s)", saved["epoch"], run.checkpoint_path)
-    return State(model, optimizer, saved["history"], saved["best"])
+    return State(model, optimizer, saved["history"], saved["best"], saved.get("samples_per_epoch"))
+
+
+def _fit_to_budget(state, data, training, rank):
+    """samples_per_epoch that fits the run into train.budget_min on this machine: steps on real
+    batches (of a copy of the model: the run's own weights and random streams stay untouched)
+    and one validation are timed, and what they took is part of the budget."""
+    started = time.monotonic()
+    model = copy.deepcopy(state.model)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay)
+    rng = np.random.default_rng([training.seed, 0, rank.rank])  # epochs draw from [seed, epoch >= 1, rank]
+    batches = _batches(data, training, rng, 1 + PROBE_STEPS, rank)
+    step_s = 0.0
+    for step, batch in enumerate(batches):
+        timed = time.monotonic()
+        train_step(model, optimizer, *batch, rank.device, training.border_weight)
+        synchronize(rank.device)
+        step_s += (time.monotonic() - timed) / PROBE_STEPS if step else 0.0
+    timed = time.monotonic()
+    if rank.lead:
+        evaluate(model, data.val_crops, rank.device, training.batch_size)
+    validation_s = time.monotonic() - timed
+    budget_s = training.budget_min * 60 - (time.monotonic() - started)
+    samples = fit_schedule(training, step_s, budget_s, validation_s).samples_per_epoch
+    if rank.world > 1:  # every rank runs the lead's schedule
+        agreed = torch.tensor([samples], device=rank.device)
+        torch.distributed.broadcast(agreed, 0)
+        samples = int(agreed.item())
+    if rank.lead:
+        log.info(
+            "budget %.0f min: %.2f s per step of %d crops, %.0f s per validation -> %d epochs x %d crops",
+            training.budget_min, step_s, training.batch_size, validation_s, training.epochs, samples,
+        )  # fmt: skip
+    return samples
+
+
+def _batches(data, training, rng, steps, rank):
+    """`steps` augmented training batches. Made inline: made one ahead in a background thread
+    they ran slower on 2 cores (benchmarks/train_speed.py), since a batch costs 1/30 of a step."""
+    local_batch = max(1, training.batch_size // rank.world)  # batch_size is global
+    for _ in range(steps):
+        picks = rng.choice(len(data.train_set), size=local_batch, p=data.weights)
+        yield make_batch(data.train_set, picks, training.crop_size, rng, rank.device, data.augmentation)
 
 
 def _train_epoch(net, optimizer, data, training, epoch, rank, clock):
@@ -158,14 +206,12 @@ def _train_epoch(net, optimizer, data, training, epoch, rank, clock):
     # Per-epoch, per-rank random streams: resuming needs no generator state.
     rng = np.random.default_rng([training.seed, epoch, rank.rank])
     net.train()
-    steps, local_batch = training.steps_per_epoch, max(1, training.batch_size // rank.world)  # batch_size is global
+    steps = training.steps_per_epoch
     running = torch.zeros((), device=rank.device)
-    for step in range(steps):
+    for step, batch in enumerate(_batches(data, training, rng, steps, rank)):
         lr = lr_at((epoch - 1) * steps + step, training.total_steps, training.learning_rate, steps)
         for group in optimizer.param_groups:
             group["lr"] = lr
-        picks = rng.choice(len(data.train_set), size=local_batch, p=data.weights)
-        batch = make_batch(data.train_set, picks, training.crop_size, rng, rank.device, data.augmentation)
         # Summed on the device: a .item() per step would stall the GPU queue.
         running += train_step(net, optimizer, *batch, rank.device, training.border_weight).detach()
         if rank.device.type != "cuda" or step % FINITE_CHECK_STEPS == FINITE_CHECK_STEPS - 1 or step == steps - 1:
@@ -206,6 +252,8 @@ def _end_epoch(state, row, val_crops, training, device, run, expected):
         weights_copy = {k: v.detach().cpu().clone() for k, v in state.model.state_dict().items()}
         state.best = {"epoch": epoch, "val_dsb": val_dsb, "val_loss": val_loss, "state": weights_copy}
     saved = {"epoch": epoch, "model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(), "history": state.history, "best": state.best}
+    if state.samples_per_epoch:
+        saved["samples_per_epoch"] = state.samples_per_epoch
     save_checkpoint(run.checkpoint_path, {"fingerprint": expected, **saved})
     with atomic_path(run.history_path) as tmp:
         pd.DataFrame(state.history).to_csv(tmp, index=False)

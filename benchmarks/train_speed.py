@@ -1,0 +1,100 @@
+"""How fast training runs on this machine, against inference in the same run.
+
+    python benchmarks/train_speed.py --data results/data [--steps 12] [--threads 2]
+
+Prints crops/s and GFLOP/s (the backward counted as twice the forward, so 3x the model's
+forward GFLOP per megapixel) of, on the data folder's training images:
+  - the bare step: forward, loss, backward and AdamW on one fixed batch, again and again;
+  - the whole loop as it ran before (each batch cut and augmented on the main thread, then
+    its step) and as nucleoflow.train runs it now (the next batch made in a background thread
+    while the step runs), each with the robustness augmentation of train_candidates;
+and inference's GFLOP/s (the shipped model's engine on one 1024 px window) measured in the
+same run, so the ratio is comparable across runs of a VM whose speed varies.
+"""
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from nucleoflow.ahead import ahead
+from nucleoflow.augment import Augmentation
+from nucleoflow.crops import load_split, make_batch, sampling_weights
+from nucleoflow.device import prepare, torch_threads
+from nucleoflow.engine import load_engine
+from nucleoflow.loss import train_step
+from nucleoflow.model import UNet
+from nucleoflow.shipped import model_path
+from throughput import gflop_per_mp
+
+AUGMENT = {"zoom": [0.5, 2.0], "aspect": 0.2, "stain": 0.2, "hue": 0.05, "saturation": 0.3, "grayscale": 0.1, "invert": 0.05}
+
+
+def inference_gflops(model, side, repeats=3):
+    engine = load_engine(model, "auto")
+    image = np.random.default_rng(0).random((1, 3, side, side), dtype=np.float32)
+    engine(image)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        engine(image)
+    return repeats * side * side / 1e6 / (time.perf_counter() - start)
+
+
+def step_rate(model, optimizer, batches, steps):
+    """Crops per second over `steps` steps taken from the `batches` iterator (after one warm-up)."""
+    step = iter(batches)
+    train_step(model, optimizer, *next(step), torch.device("cpu"))
+    start, crops = time.perf_counter(), 0
+    for _ in range(steps):
+        images, targets = next(step)
+        train_step(model, optimizer, images, targets, torch.device("cpu"))
+        crops += len(images)
+    return crops / (time.perf_counter() - start)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data", required=True, type=Path, help="a results/data folder (manifest.csv, images/, labels/)")
+    parser.add_argument("--steps", type=int, default=12)
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    model_pt = model_path("dsb2018_unet")
+    forward = gflop_per_mp(model_pt)
+    train_gflop = 3 * forward * 256 * 256 / 1e6  # per crop: forward + backward (twice the forward)
+    train_set = load_split(args.data, pd.read_csv(args.data / "manifest.csv"), "train")
+    weights = sampling_weights(train_set, 0.5)
+    aug = Augmentation.from_config(AUGMENT)
+    with torch_threads(args.threads):
+        mp_s = inference_gflops(model_pt, 1024)
+        infer = mp_s * forward
+        print(f"inference: {mp_s:.2f} MP/s = {infer:.1f} GFLOP/s ({forward:.1f} GFLOP/MP, 1024 px window, {args.threads} threads)")
+        rng = np.random.default_rng(0)
+
+        def batch(_=None):
+            return make_batch(train_set, rng.choice(len(train_set), size=args.batch_size, p=weights), 256, rng, torch.device("cpu"), aug)
+
+        start = time.perf_counter()
+        for _ in range(args.steps):
+            batch()
+        prep = args.batch_size * args.steps / (time.perf_counter() - start)
+        print(f"{'batches alone (crops, zoom, augmentation)':<48} {prep:6.2f} crops/s")
+        fixed = batch()
+        rows = {
+            "bare step (one fixed batch)": lambda: iter(lambda: fixed, None),
+            "whole loop, batches inline (before)": lambda: iter(batch, None),
+            "whole loop, batches made ahead (now)": lambda: ahead(batch, range(args.steps + 1)),
+        }
+        for label, batches in rows.items():
+            torch.manual_seed(0)
+            model = prepare(UNet(n_classes=3, depth=4, base_width=16, norm="batch"), torch.device("cpu"))
+            optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+            rate = step_rate(model, optimizer, batches(), args.steps)
+            print(f"{label:<48} {rate:6.2f} crops/s = {rate * train_gflop:6.1f} GFLOP/s = {rate * train_gflop / infer:6.1%} of inference")
+
+
+if __name__ == "__main__":
+    main()
