@@ -26,6 +26,9 @@ validate(config, SCHEMA)
 problems = contradictions(config) + list(filter(None, [disk_space_problem()]))
 if problems:
     raise WorkflowError("; ".join(problems))
+cpu_note = cpu_training_note(config)
+if cpu_note:
+    print(f"nucleoflow: warning: {cpu_note}", file=sys.stderr)
 
 
 onstart:

@@ -9,7 +9,9 @@ forward GFLOP per megapixel) of, on the data folder's training images:
     its step) and as nucleoflow.train runs it now (the next batch made in a background thread
     while the step runs), each with the robustness augmentation of train_candidates;
 and inference's GFLOP/s (the shipped model's engine on one 1024 px window) measured in the
-same run, so the ratio is comparable across runs of a VM whose speed varies.
+same run, so the ratio is comparable across runs of a VM whose speed varies. --compile adds
+the bare step under torch.compile (inductor); --layers prints where the step's time goes, by
+operator, forward and backward (torch.profiler).
 """
 
 import argparse
@@ -19,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from throughput import gflop_per_mp
 
 from nucleoflow.ahead import ahead
 from nucleoflow.augment import Augmentation
@@ -28,13 +31,12 @@ from nucleoflow.engine import load_engine
 from nucleoflow.loss import train_step
 from nucleoflow.model import UNet
 from nucleoflow.shipped import model_path
-from throughput import gflop_per_mp
 
 AUGMENT = {"zoom": [0.5, 2.0], "aspect": 0.2, "stain": 0.2, "hue": 0.05, "saturation": 0.3, "grayscale": 0.1, "invert": 0.05}
 
 
-def inference_gflops(model, side, repeats=3):
-    engine = load_engine(model, "auto")
+def inference_gflops(model, side, threads, repeats=3):
+    engine = load_engine(model, "auto", threads)
     image = np.random.default_rng(0).random((1, 3, side, side), dtype=np.float32)
     engine(image)
     start = time.perf_counter()
@@ -61,6 +63,8 @@ def main():
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--compile", action="store_true", help="also the bare step with torch.compile")
+    parser.add_argument("--layers", action="store_true", help="also the bare step's time by operator")
     args = parser.parse_args()
     model_pt = model_path("dsb2018_unet")
     forward = gflop_per_mp(model_pt)
@@ -69,7 +73,7 @@ def main():
     weights = sampling_weights(train_set, 0.5)
     aug = Augmentation.from_config(AUGMENT)
     with torch_threads(args.threads):
-        mp_s = inference_gflops(model_pt, 1024)
+        mp_s = inference_gflops(model_pt, 1024, args.threads)
         infer = mp_s * forward
         print(f"inference: {mp_s:.2f} MP/s = {infer:.1f} GFLOP/s ({forward:.1f} GFLOP/MP, 1024 px window, {args.threads} threads)")
         rng = np.random.default_rng(0)
@@ -88,12 +92,30 @@ def main():
             "whole loop, batches inline (before)": lambda: iter(batch, None),
             "whole loop, batches made ahead (now)": lambda: ahead(batch, range(args.steps + 1)),
         }
+        if args.compile:
+            rows["bare step, torch.compile (inductor)"] = rows["bare step (one fixed batch)"]
         for label, batches in rows.items():
             torch.manual_seed(0)
             model = prepare(UNet(n_classes=3, depth=4, base_width=16, norm="batch"), torch.device("cpu"))
             optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+            if "compile" in label:
+                model = torch.compile(model)
+                step_rate(model, optimizer, batches(), 2)  # compiles forward and backward
             rate = step_rate(model, optimizer, batches(), args.steps)
             print(f"{label:<48} {rate:6.2f} crops/s = {rate * train_gflop:6.1f} GFLOP/s = {rate * train_gflop / infer:6.1%} of inference")
+        if args.layers:
+            operators(fixed, args.steps)
+
+
+def operators(batch, steps):
+    """The bare step's CPU time by operator (forward and backward ops listed apart)."""
+    model = prepare(UNet(n_classes=3, depth=4, base_width=16, norm="batch"), torch.device("cpu"))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    train_step(model, optimizer, *batch, torch.device("cpu"))
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        for _ in range(steps):
+            train_step(model, optimizer, *batch, torch.device("cpu"))
+    print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=16))
 
 
 if __name__ == "__main__":

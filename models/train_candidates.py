@@ -36,7 +36,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from train_shipped import VALIDATION_S, config_sections, save_best_from_checkpoint
+from train_shipped import config_sections, save_best_from_checkpoint
 
 from nucleoflow.device import pick_device
 from nucleoflow.engine import load_engine
@@ -46,7 +46,6 @@ from nucleoflow.metrics import image_scores
 from nucleoflow.model import load_model, save_model
 from nucleoflow.options import Tiling, Training
 from nucleoflow.robustness import archive_examples, robustness_table, split_examples, worst_variant
-from nucleoflow.schedule import fit_schedule, seconds_per_step
 from nucleoflow.segment import Segmenter
 from nucleoflow.shipped import model_path
 from nucleoflow.train import train
@@ -115,19 +114,18 @@ def decide(rows):
 def train_candidate(name, overrides, args, model_cfg, base_cfg, device, share_s):
     out = Path(args.out) / name
     out.mkdir(parents=True, exist_ok=True)
-    cfg = Training(**{**base_cfg, **overrides})
+    # The train rule's budget: the schedule is fitted to the share from timed first steps.
+    cfg = Training(**{**base_cfg, **overrides, "budget_min": share_s / 60})
     if device.type == "cuda":
         cfg = dataclasses.replace(cfg, learning_rate=cfg.learning_rate * (args.batch_size / cfg.batch_size) ** 0.5, batch_size=args.batch_size)
-    step_s = seconds_per_step(model_cfg, cfg, device)
-    cfg = fit_schedule(cfg, step_s, share_s, VALIDATION_S)
-    log.info("%s: %.4f s per step of %d crops on %s -> %s", name, step_s, cfg.batch_size, device, json.dumps(dataclasses.asdict(cfg)))
+    log.info("%s on %s: %s", name, device, json.dumps(dataclasses.asdict(cfg)))
     started = time.monotonic()
     try:
-        train(args.data, out / "model.pt", out / "history.csv", out / "checkpoint.pt", model_cfg, cfg, threads=args.threads)
+        history = train(args.data, out / "model.pt", out / "history.csv", out / "checkpoint.pt", model_cfg, cfg, threads=args.threads)
     except SystemExit:
-        save_best_from_checkpoint(out / "checkpoint.pt", model_cfg, out / "model.pt", cfg, device)
+        history = save_best_from_checkpoint(out / "checkpoint.pt", model_cfg, out / "model.pt", cfg, device)
     seconds = time.monotonic() - started
-    crops = cfg.epochs * cfg.samples_per_epoch
+    crops = json.loads((out / "model.json").read_text())["train"]["samples_per_epoch"] * len(history)
     log.info("%s: trained %d crops in %.0f s", name, crops, seconds)
     return out / "model.pt", {"crops": crops, "train_s": round(seconds, 1)}
 
@@ -136,7 +134,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="a results/data folder with the model card's split")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--budget-s", type=float, required=True, help="training seconds for all candidates together")
+    parser.add_argument("--budget-s", type=float, required=True, help="wall-clock seconds of training, shared equally by the candidates (train.budget_min)")
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     parser.add_argument("--batch-size", type=int, default=64, help="crops per step on CUDA (the config's on a CPU)")
     parser.add_argument("--epochs", type=int, default=20)

@@ -4,8 +4,8 @@
 
 How src/nucleoflow/models/dsb2018_unet was trained on a GPU lent for minutes, without Snakemake there. It runs
 the train rule's code (nucleoflow.train.train) with config/config.yaml's model and train
-settings, but first times one training step on this device and sets samples_per_epoch so
-that the epochs fill the budget. On SIGTERM (e.g. `timeout`) the best model so far is
+settings and the budget as train.budget_min: the first steps are timed on this device and
+samples_per_epoch is set so that the epochs fill the budget. On SIGTERM (e.g. `timeout`) the best model so far is
 saved from the checkpoint. The result then goes through the workflow's tune, evaluate and
 package rules (see src/nucleoflow/models/dsb2018_unet/README.md).
 """
@@ -27,21 +27,22 @@ from nucleoflow.device import pick_device  # noqa: E402
 from nucleoflow.io import setup_logging  # noqa: E402
 from nucleoflow.model import UNet  # noqa: E402
 from nucleoflow.options import Training  # noqa: E402
-from nucleoflow.schedule import fit_schedule, seconds_per_step  # noqa: E402
 from nucleoflow.targets import N_CLASSES  # noqa: E402
 from nucleoflow.train import train  # noqa: E402
 
 log = logging.getLogger("train_shipped")
-# Validation of one epoch (89 centre crops, postprocessed on the CPU), in seconds.
-VALIDATION_S = 4.0
 
 
 def save_best_from_checkpoint(checkpoint, model_cfg, model_path, train_cfg, device):
-    """After SIGTERM: the best epoch so far, from the last checkpoint, saved as a finished model."""
+    """After SIGTERM: the best epoch so far, from the last checkpoint, saved as a finished model;
+    returns the history of the epochs run."""
     state = torch.load(checkpoint, map_location="cpu", weights_only=True)
     best = state["best"]
+    if state.get("samples_per_epoch"):  # fitted to train.budget_min
+        train_cfg = dataclasses.replace(train_cfg, samples_per_epoch=state["samples_per_epoch"])
     save_best(UNet(n_classes=N_CLASSES, **model_cfg), best, state["history"], model_path, device, 1, train_cfg, stopped_after_epoch=state["epoch"])
     log.warning("stopped after epoch %d of %d; saved the best one (%d, val_dsb %.4f)", state["epoch"], train_cfg.epochs, best["epoch"], best["val_dsb"])
+    return state["history"]
 
 
 def config_sections(epochs, sets):
@@ -73,10 +74,8 @@ def main():
     device = pick_device()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    train_cfg = Training(**train_cfg)
-    step_s = seconds_per_step(model_cfg, train_cfg, device)
-    train_cfg = fit_schedule(train_cfg, step_s, args.budget_s, VALIDATION_S)
-    log.info("device %s: %.4f s per step of %d crops -> %s", device, step_s, train_cfg.batch_size, json.dumps(dataclasses.asdict(train_cfg)))
+    train_cfg = Training(**{**train_cfg, "budget_min": args.budget_s / 60})
+    log.info("device %s: %s", device, json.dumps(dataclasses.asdict(train_cfg)))
     checkpoint = out / "checkpoint.pt"
     started = time.monotonic()
     try:

@@ -122,3 +122,21 @@ def test_module_segments_images_from_another_folder(deployed):
     written = {p.name for p in (deployed / "results" / "segment").iterdir()}
     stems = [p.stem for p in (deployed / "images").iterdir()]
     assert {f"{s}.tif" for s in stems} | {"summary.csv"} <= written  # with the smoke config's other outputs
+
+
+def test_readme_ci_and_envs_install_with_the_constraints():
+    """README command 1, .ci/run and every conda env resolve the versions the tests passed with:
+    both pip installs of command 1 (the CPU torch first) take constraints.txt, CI installs the
+    same way, and constraints.txt pins the packages the tests depend on."""
+    command_1 = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("python3 -m venv"))
+    installs = [part.strip() for part in command_1.split("&&") if part.strip().startswith("pip install")]
+    assert len(installs) == 2 and all("-c constraints.txt" in part for part in installs), command_1
+    assert "torch==2.13.0" in installs[0] and "download.pytorch.org/whl/cpu" in installs[0]
+    ci = [line.replace("--quiet ", "") for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.startswith("pip install")]
+    assert ci == installs
+    pins = dict(line.split("==") for line in (ROOT / "constraints.txt").read_text().splitlines() if "==" in line and not line.startswith("#"))
+    for package in ("torch", "numpy", "scikit-image", "openvino", "snakemake", "tifffile", "pytest"):
+        assert package in pins, f"constraints.txt pins no {package}"
+    for env in sorted((ROOT / "envs").glob("*.yaml")):
+        _, pip = env_packages(env)
+        assert "-c ${NUCLEOFLOW_SRC}/constraints.txt" in pip, env.name

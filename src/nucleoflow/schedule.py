@@ -5,15 +5,9 @@ import logging
 import math
 import time
 
-import numpy as np
 import torch
 
-from .crops import Example, make_batch
-from .device import prepare
-from .loss import train_step
-from .model import UNet
 from .progress import progress
-from .targets import N_CLASSES
 
 log = logging.getLogger(__name__)
 # Steps timed, after a first warm-up step, before the whole schedule's duration is estimated and logged.
@@ -28,25 +22,6 @@ def lr_at(step, total_steps, base_lr, warmup_steps):
         return base_lr * (step + 1) / warmup_steps
     done = (step - warmup_steps) / max(1, total_steps - warmup_steps)
     return base_lr * 0.5 * (1 + math.cos(math.pi * done))
-
-
-def seconds_per_step(model_cfg, training, device, steps=20):
-    """Wall time of one training step (batch, augmentation, forward, backward, update) on random
-    data, after warm-up: sizes a schedule to a time budget on an unknown machine."""
-    size = training.crop_size
-    rng = np.random.default_rng(0)
-    image = rng.random((3, 2 * size, 2 * size), dtype=np.float32)
-    example = Example("probe", "probe", image, rng.integers(0, N_CLASSES, (2 * size, 2 * size)).astype(np.uint8), None)
-    model = prepare(UNet(n_classes=N_CLASSES, **model_cfg), device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    picks = [0] * training.batch_size
-    for step in range(steps + 3):
-        if step == 3:
-            synchronize(device)
-            start = time.perf_counter()
-        loss = train_step(model, optimizer, *make_batch([example], picks, size, rng, device), device)
-    loss.item()
-    return (time.perf_counter() - start) / steps
 
 
 def fit_schedule(training, step_s, budget_s, validation_s):

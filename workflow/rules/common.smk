@@ -199,6 +199,28 @@ def disk_space_problem(folder="."):
     )
 
 
+# Training crops of 256 px per second on a CPU of 2 Zen 3 cores (benchmarks/train_speed.py).
+CPU_CROPS_PER_S = 6.0
+
+
+def cpu_training_note(config, model="results/model/model.pt"):
+    """A warning, before any job, when the train rule is still to run, this machine has no
+    NVIDIA GPU and the schedule is not fitted to a time budget; else None."""
+    train = config["train"]
+    if Path(model).exists() or train["budget_min"] or shutil.which("nvidia-smi") or Path("/dev/nvidia0").exists():
+        return None
+    crops = train["epochs"] * train["samples_per_epoch"]
+    hours = crops / CPU_CROPS_PER_S / 3600
+    if hours < 2:
+        return None
+    return (
+        f"no NVIDIA GPU on this machine: the train rule's schedule ({train['epochs']} epochs x {train['samples_per_epoch']} crops) "
+        f"takes about {hours:.0f} hours on 2 CPU cores (minutes on a GPU). For a CPU: --configfile config/cpu.yaml "
+        "(about 90 minutes) or --config train.budget_min=MINUTES; or skip training: `nucleoflow segment` and the "
+        "segment rule use the shipped model"
+    )
+
+
 def print_job_errors():
     """The messages of the jobs that failed with an expected error (io.setup_logging), printed
     after everything Snakemake prints, so they are the last lines the user reads."""
