@@ -2,11 +2,13 @@
 
 import numpy as np
 
-from .appearance import appearance, pixel_sample
+from .appearance import appearance, fill_mask, pixel_sample
 
 
 def apply_range(image, look):
-    """Scale an (H, W, C) image (or a region of it) to its Appearance's range, inverting a bright background."""
+    """Scale an (H, W, C) image (or a region of it) to its Appearance's range, inverting a bright
+    background; pixels of its fills (not sample: appearance.sample_mask) become background, 0."""
+    hidden = fill_mask(image, look) if look.fills else None
     # In place in float32 (within 1 ulp of float64 arithmetic): regions of huge images are large.
     x = image.astype(np.float32)
     x -= look.offset
@@ -14,6 +16,8 @@ def apply_range(image, look):
     if look.bright_background:
         np.subtract(1.0, x, out=x)
     np.clip(x, -0.5, 1.5, out=x)
+    if hidden is not None:
+        x[hidden] = 0.0
     out = np.empty((3,) + x.shape[:2], np.float32)
     out[:] = np.moveaxis(x, -1, 0)  # broadcasts gray to the 3 channels
     return out
