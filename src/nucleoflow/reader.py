@@ -10,14 +10,29 @@ to a RegionSource that knows its channels, its pixel size and its limits.
         source.nuclear              # indices of the channels the network sees (1, or 3 for RGB)
         source.pixel_size           # (y, x) in micrometres, or None (pixel units)
         source.pixel_size_um        # one size (sqrt of y * x: areas are exact), or None
-        source.read(y0, y1, x0, x1)           # (h, w, 1 or 3) network input, non-finite -> background
+        source.pixel_size_source    # where it came from: given, ome, imagej, tiff or none
+        source.read(y0, y1, x0, x1)           # (h, w, 1 or 3) network input, non-finite or transparent -> background
         source.read_channels(y0, y1, x0, x1)  # (h, w, C) every channel, raw values (NaN kept)
 
-The layout comes from the file's own metadata, never from a guess on the array's shape:
-OME-XML and ImageJ axes, TIFF photometric/extra samples, the PNG mode (a palette image is read
-through its palette), NGFF axes. Z or T axes are refused; planes whose meaning no metadata gives
-(a bare (3, H, W) stack, a planar "RGB" TIFF written from one) are refused unless `channel` says
-how to read them; a file of several image series is refused rather than cut to the first.
+The format comes from the file's first bytes (its signature), never from its name: PNG data
+named .tif is read as PNG, with a warning that the name says otherwise. The layout comes from
+the file's own metadata, never from a guess on the array's shape: OME-XML and ImageJ axes, TIFF
+photometric/extra samples (JPEG-compressed YCbCr is read as the RGB it decodes to; CMYK is never
+taken for RGB), the PNG header (a palette image is read through its palette; 16-bit RGB(A) at
+its full depth, through imagecodecs: Pillow keeps only the high byte), NGFF axes. Z or T axes
+are refused; planes whose meaning no metadata gives (a bare (3, H, W) stack, a planar "RGB" TIFF
+written from one) are refused unless `channel` says how to read them; a file of several image
+series is refused rather than cut to the first.
+
+An alpha channel is not a colour: it says which pixels are sample. Pixels of alpha 0 are left
+out of the image's statistics (appearance.sample_mask) and read as its background; so are the
+pixels of an area of one exact black or saturated colour set apart from every other pixel
+(padding, a blanked label, a saturated speck: appearance.py).
+
+A pixel size is taken only from metadata that means one: OME (PhysicalSizeX/Y, NGFF scale),
+ImageJ's calibration, or TIFF resolution tags in cm, mm or um giving 0.01-100 um. Dots per inch
+(the TIFF default unit, a PNG's pHYs, a JPEG's density) are a scanner's or screen's (72, 300,
+600 dpi: 353, 85, 42 um), never a microscope's: ignored, logged. pixel_size_source says which.
 
 `channel` picks the nuclear channel(s) for the network: an index, a channel name (e.g. "DAPI"),
 or "rgb" (three channels as an RGB colour image). Default: the only channel of a 1-channel
@@ -43,7 +58,7 @@ import numpy as np
 import tifffile
 from PIL import JpegImagePlugin, PngImagePlugin
 
-from .appearance import appearance
+from .appearance import appearance, fill_mask
 from .errors import InputError
 
 log = logging.getLogger(__name__)
@@ -57,6 +72,23 @@ MAX_RATIO = 1000
 RATIO_CHECK_PIXELS = 1 << 26
 MIN_SIDE = 8
 PIXEL_SIZE_RANGE_UM = (1e-3, 100.0)  # 1 nm .. 100 um: outside it, a pixel size is a mistake
+# TIFF resolution tags are written by any software, with any value: a pixel size only in this range.
+PLAUSIBLE_TIFF_PIXEL_UM = (0.01, 100.0)
+# TIFF compressions whose YCbCr tifffile decodes to RGB (OJPEG, JPEG, ALT_JPEG, JPEG_LOSSY).
+JPEG_COMPRESSIONS = (6, 7, 33007, 34892)
+# The formats read, by their files' first bytes; the others' signatures name them in messages.
+SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "PNG"), (b"\xff\xd8\xff", "JPEG"), (b"II*\0", "TIFF"), (b"MM\0*", "TIFF"), (b"II+\0", "TIFF"), (b"MM\0+", "TIFF"))
+OTHER_SIGNATURES = (
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"RIFF", "RIFF (WebP?)"),
+    (b"\0\0\0\x0cjP  ", "JPEG 2000"),
+    (b"\xffO\xffQ", "JPEG 2000"),
+    (b"%PDF", "PDF"),
+    (b"PK\x03\x04", "zip"),
+)
+DPI_IS_NOT_A_PIXEL_SIZE = "dots per inch are a scanner's or a screen's, not a microscope's pixel size (pixel units; set segment.pixel_size_um to give one)"
+NAMED_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".tif": "TIFF", ".tiff": "TIFF"}
 
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -133,11 +165,25 @@ class RegionSource:
     array: anything sliceable (numpy, memmap, zarr) whose dimensions `axes` names: Y, X, C
     (channels), S (samples, i.e. channels), Z, T, P (planes of unknown meaning), or others of
     size 1. Without axes, a bare array's are guessed only where unambiguous (guess_axes).
-    channel_names, rgb, alpha (index of an alpha channel, dropped) and pixel_size ((y, x) um)
-    come from the file's metadata; pixel_size_um > 0 overrides pixel_size.
+    channel_names, rgb, alpha (index of an alpha channel: not a channel, it marks the pixels
+    that are sample) and pixel_size ((y, x) um, from the metadata pixel_size_source names: ome,
+    imagej or tiff) come from the file's metadata; pixel_size_um > 0 overrides pixel_size.
     """
 
-    def __init__(self, array, name, axes=None, channel=None, channel_names=None, rgb=None, alpha=None, pixel_size=None, pixel_size_um=0, keep=None):
+    def __init__(
+        self,
+        array,
+        name,
+        axes=None,
+        channel=None,
+        channel_names=None,
+        rgb=None,
+        alpha=None,
+        pixel_size=None,
+        pixel_size_um=0,
+        keep=None,
+        pixel_size_source=None,
+    ):
         self.array, self.name, self._keep = array, str(name), keep
         shape = tuple(int(n) for n in array.shape)
         given_axes = axes
@@ -186,11 +232,12 @@ class RegionSource:
             raise InputError(name, f"has unsupported pixel type {self.dtype}", "Save it as 8- or 16-bit integer or float gray or RGB")
         if pixel_size_um:
             value = check_pixel_size(pixel_size_um, name, "segment.pixel_size_um")
-            self.pixel_size = (value, value)
+            self.pixel_size, self.pixel_size_source = (value, value), "given"
         elif pixel_size is not None:
             self.pixel_size = tuple(check_pixel_size(v, name, "its metadata") for v in pixel_size)
+            self.pixel_size_source = pixel_size_source or "metadata"
         else:
-            self.pixel_size = None
+            self.pixel_size, self.pixel_size_source = None, "none"
         # One size for areas (um2 = px * pixel_size_um**2): exact for square pixels.
         self.pixel_size_um = math.sqrt(self.pixel_size[0] * self.pixel_size[1]) if self.pixel_size else None
         if self.pixel_size and not math.isclose(*self.pixel_size, rel_tol=1e-3):
@@ -235,8 +282,8 @@ class RegionSource:
             raise InputError(self.name, f"has no channel named {channel!r}: its channels are {names}", "Set segment.channel to one of these names or indices")
         return (matches[0],)
 
-    def read_channels(self, y0, y1, x0, x1, channels=None):
-        """Every channel (or the given ones) of a region as (h, w, C), raw values (NaN kept)."""
+    def _stored(self, y0, y1, x0, x1):
+        """Every stored channel of a region, alpha included, as (h, w, C), raw values."""
         index = tuple(slice(y0, y1) if a == "Y" else slice(x0, x1) if a == "X" else slice(None) if a == "C" else 0 for a in self.axes)
         try:
             region = np.asarray(self.array[index])
@@ -256,15 +303,21 @@ class RegionSource:
                 region = region.swapaxes(0, 1)
         if region.dtype == bool:
             region = region.astype(np.uint8)
+        return region
+
+    def read_channels(self, y0, y1, x0, x1, channels=None):
+        """Every channel (or the given ones) of a region as (h, w, C), raw values (NaN kept)."""
+        region = self._stored(y0, y1, x0, x1)
         keep = [self._keep_channels[c] for c in channels] if channels is not None else self._keep_channels
         if keep != list(range(region.shape[-1])):
             region = region[..., keep]
         return region
 
-    def read(self, y0, y1, x0, x1):
-        """The network's channels of a region, (h, w, 1) or (h, w, 3) (an RGB image whose three
-        colours are equal reads as gray); non-finite pixels read as the image's background."""
-        region = self.read_channels(y0, y1, x0, x1, self.nuclear)
+    def _network(self, y0, y1, x0, x1):
+        """(the network's channels of a region, non-finite pixels read as `fill`; its alpha, or None)."""
+        stored = self._stored(y0, y1, x0, x1)
+        region = stored[..., [self._keep_channels[c] for c in self.nuclear]]
+        alpha = stored[..., self._alpha] if self._alpha is not None else None
         if region.dtype.kind == "f":
             bad = ~np.isfinite(region)
             if bad.any():
@@ -275,6 +328,20 @@ class RegionSource:
                     )  # fmt: skip
                     self._nonfinite_warned = True
                 region = np.where(bad, self.fill, region)
+        return region, alpha
+
+    def read(self, y0, y1, x0, x1):
+        """The network's channels of a region, (h, w, 1) or (h, w, 3) (an RGB image whose three
+        colours are equal reads as gray); non-finite pixels read as the image's background (the
+        median of its finite pixels), pixels that are not sample (transparent, alpha 0, or of a
+        fill's colour: appearance.sample_mask) as the value its Appearance maps to background."""
+        region, alpha = self._network(y0, y1, x0, x1)
+        hidden = ~(alpha > 0) if alpha is not None else None
+        if self.appearance.fills:
+            filled = fill_mask(region, self.appearance)
+            hidden = filled if hidden is None else hidden | filled
+        if hidden is not None and hidden.any():
+            region = np.where(hidden[..., None], self.background, region)
         if region.shape[-1] == 3 and np.array_equal(region[..., 0], region[..., 1]) and np.array_equal(region[..., 0], region[..., 2]):
             region = region[..., :1]
         return np.ascontiguousarray(region)
@@ -302,27 +369,55 @@ class RegionSource:
 
     @property
     def sample(self):
-        """normalize.pixel_sample's strided pixels of the network channels, read a band of rows
-        at a time (once: a lazy image is read whole for it)."""
+        """appearance.pixel_sample's strided pixels of the network channels, read a band of rows
+        at a time (once: a lazy image is read whole for it); sample_alpha: those of its alpha."""
         if not hasattr(self, "_sample"):
             sy, sx = max(1, self.height // 512), max(1, self.width // 512)
             rows = sy * max(1, 256 // sy)
-            bands = [self.read(y, min(y + rows, self.height), 0, self.width)[::sy, ::sx] for y in range(0, self.height, rows)]
-            channels = max(band.shape[-1] for band in bands)  # gray-looking RGB bands read as gray
-            self._sample = np.concatenate([np.broadcast_to(b, b.shape[:2] + (channels,)) for b in bands])
+            bands, alphas = [], []
+            for y in range(0, self.height, rows):
+                region, alpha = self._network(y, min(y + rows, self.height), 0, self.width)
+                bands.append(region[::sy, ::sx])
+                alphas.append(alpha[::sy, ::sx] if alpha is not None else None)
+            self._sample = np.concatenate(bands)
+            self.sample_alpha = np.concatenate(alphas) if self._alpha is not None else None
         return self._sample
 
     @property
     def appearance(self):
         """The image's Appearance (intensity range, polarity, modality) as normalize() finds it,
-        from the same strided pixels (appearance.pixel_sample's)."""
+        from the same strided pixels (appearance.pixel_sample's), those that are sample
+        (appearance.sample_mask: not transparent, not a fill or speck set apart)."""
         if not hasattr(self, "_appearance"):
-            self._appearance = appearance(self.sample)
+            sample = self.sample
+            if self.sample_alpha is not None and not (self.sample_alpha > 0).any():
+                raise InputError(
+                    self.name,
+                    "is transparent everywhere (alpha 0 in every pixel sampled): it shows no sample",
+                    "Save it with its alpha opaque where the sample is",
+                )
+            look = appearance(sample, self.sample_alpha)
+            for colour in look.fills:
+                log.warning(
+                    "%s: an area of the exact colour %s, set apart from every other pixel (a padded margin, a blanked label, a saturated speck?), "
+                    "is not taken for sample: left out of the intensity range and read as background",
+                    self.name, colour if len(colour) > 1 else colour[0],
+                )  # fmt: skip
+            self._appearance = look
         return self._appearance
+
+    @property
+    def background(self):
+        """The raw value that the image's Appearance maps to background (transparent pixels read as it)."""
+        value = self.appearance.background
+        if self.dtype.kind in "ui":
+            info = np.iinfo(self.dtype)
+            value = min(max(round(value), info.min), info.max)
+        return np.asarray(value, dtype=self.dtype if self.dtype != bool else np.uint8)
 
     def describe(self):
         """One line for logs: size, channels, nuclear channel(s), pixel size."""
-        size = f"{self.pixel_size[1]:g}x{self.pixel_size[0]:g} um pixels" if self.pixel_size else "pixel size unknown (pixel units)"
+        size = f"{self.pixel_size[1]:g}x{self.pixel_size[0]:g} um pixels ({self.pixel_size_source})" if self.pixel_size else "pixel size unknown (pixel units)"
         picked = "rgb" if len(self.nuclear) == 3 else self.channel_names[self.nuclear[0]]
         return f"{self.width}x{self.height}, {self.channels} channel(s) {list(self.channel_names)}, nuclear: {picked}, {size}"
 
@@ -369,38 +464,56 @@ def _ome_info(tif, name):
 
 
 def _tiff_resolution(tif, page, name):
-    """(y, x) um per pixel from the resolution tags (ImageJ's unit, or ResolutionUnit), or None.
-    Sizes in inches are the display defaults of imaging software (72 dpi) unless plausible."""
+    """((y, x) um per pixel, where it came from) from the resolution tags, or (None, None): in
+    ImageJ's calibration unit ("imagej"), or in a ResolutionUnit of cm, mm or um giving a pixel
+    size within PLAUSIBLE_TIFF_PIXEL_UM ("tiff"). Dots per inch (the TIFF default unit) are a
+    scanner's or a screen's (72, 300, 600 dpi), never a microscope's pixel size: ignored."""
     tags = page.tags
     if "XResolution" not in tags or "YResolution" not in tags:
-        return None
+        return None, None
     per = []
     for key in ("YResolution", "XResolution"):
         num, den = tags[key].value
         per.append(num / den if den else 0.0)
     if min(per) <= 0:
-        return None
+        return None, None
     unit = int(tags["ResolutionUnit"].value) if "ResolutionUnit" in tags else 2
+    dpi = f"{name}: resolution %g dpi ignored: {DPI_IS_NOT_A_PIXEL_SIZE}"
     if tif.is_imagej and (tif.imagej_metadata or {}).get("unit"):
         factor = unit_to_um(tif.imagej_metadata["unit"])
+        if factor == _UNITS_UM["inch"]:
+            log.info(dpi, per[1])
+            return None, None
         if factor is None:
-            return None  # "pixel", "inch" spelled oddly...: no physical size
-        return tuple(factor / p for p in per)
-    factor = {2: 25400.0, 3: 10000.0, 4: 1000.0, 5: 1.0}.get(unit)
+            return None, None  # "pixel", "inch" spelled oddly...: no physical size
+        return tuple(factor / p for p in per), "imagej"
+    factor = {3: 1e4, 4: 1e3, 5: 1.0}.get(unit)  # cm, mm, um (4 and 5: tifffile's extension)
     if factor is None:
-        return None  # ResolutionUnit NONE: no physical size
+        if unit == 2:
+            log.info(dpi, per[1])
+        return None, None  # ResolutionUnit NONE: no physical size
     size = tuple(factor / p for p in per)
-    if unit == 2 and max(size) > PIXEL_SIZE_RANGE_UM[1]:
-        log.info("%s: resolution %.0f dpi ignored (a display default, not a pixel size); pixel units", name, per[1])
-        return None
-    return size
+    low, high = PLAUSIBLE_TIFF_PIXEL_UM
+    if not all(low <= v <= high for v in size):
+        log.warning(
+            "%s: its TIFF resolution gives %g x %g um pixels, outside %g-%g um: ignored (pixel units; set segment.pixel_size_um)",
+            name,
+            size[1],
+            size[0],
+            low,
+            high,
+        )
+        return None, None
+    return size, "tiff"
 
 
 def _tiff_layout(tif, name):
-    """(shape, axes, channel names, rgb, alpha, pixel size, series, kind) of a TIFF's one image;
-    axes as RegionSource reads them, from the OME/ImageJ metadata or the TIFF tags."""
+    """(shape, axes, channel names, rgb, alpha, pixel size, its source, series, kind) of a TIFF's
+    one image; axes as RegionSource reads them, from the OME/ImageJ metadata or the TIFF tags;
+    kind: "palette", "cmyk" or None."""
     series = [s for s in tif.series if not s.keyframe.is_reduced]
     names, pixel_size, n_images = _ome_info(tif, name) if tif.is_ome else (None, None, len(series))
+    pixel_source = "ome" if pixel_size is not None else None
     if len(series) > 1 or n_images > 1:
         shapes = ", ".join(str(s.shape) for s in series[:5])
         raise InputError(
@@ -415,6 +528,18 @@ def _tiff_layout(tif, name):
     shape, axes = tuple(s.shape), s.axes
     photometric, extras = int(page.photometric), [int(e) for e in page.extrasamples]
     rgb, alpha, kind = False, None, None
+    if photometric == 6:  # YCbCr
+        if int(page.compression) not in JPEG_COMPRESSIONS:
+            raise InputError(
+                name,
+                "stores its colours as YCbCr without JPEG compression, which is not converted to RGB here",
+                "Re-save it as RGB (Fiji: Image > Type > RGB Color, then File > Save As > Tiff)",
+            )
+        photometric = 2  # JPEG-compressed YCbCr: tifffile decodes it to RGB
+    if photometric == 5 and int(page.tags["InkSet"].value if "InkSet" in page.tags else 1) == 1:
+        kind = "cmyk"  # printing inks, not light: never taken for RGB
+        if names is None and page.samplesperpixel - len(extras) == 4 and not extras:
+            names = ["cyan", "magenta", "yellow", "black"]
     if tif.is_ome or tif.is_imagej:  # the axes are the metadata's own
         rgb = "S" in axes and photometric == 2 and page.samplesperpixel - len(extras) == 3
     elif photometric == 3 and len(tif.pages) == 1:
@@ -447,8 +572,8 @@ def _tiff_layout(tif, name):
             "Save it with one sample per pixel per channel (Fiji: Image > Color > Split Channels)",
         )
     if pixel_size is None:
-        pixel_size = _tiff_resolution(tif, page, name)
-    return shape, axes.replace("S", "C") if "C" not in axes else axes, names, rgb, alpha, pixel_size, s, kind
+        pixel_size, pixel_source = _tiff_resolution(tif, page, name)
+    return shape, axes.replace("S", "C") if "C" not in axes else axes, names, rgb, alpha, pixel_size, pixel_source, s, kind
 
 
 def _check_tiff_storage(s, shape, axes, name, stored_bytes, whole):
@@ -479,13 +604,20 @@ def _check_tiff_storage(s, shape, axes, name, stored_bytes, whole):
 
 
 def _open_tiff(tif, name, channel, pixel_size_um, stored_bytes, lazy_path=None):
-    shape, axes, names, rgb, alpha, pixel_size, s, kind = _tiff_layout(tif, name)
+    shape, axes, names, rgb, alpha, pixel_size, pixel_source, s, kind = _tiff_layout(tif, name)
     _check_tiff_storage(s, shape, axes, name, stored_bytes, whole=lazy_path is None or kind == "palette")
+    if kind == "cmyk" and isinstance(channel, str) and channel.strip().lower() == "rgb":
+        raise InputError(
+            name,
+            "is a CMYK image (printing inks: cyan, magenta, yellow, black), not the red, green and blue of an RGB image (segment.channel: rgb)",
+            "Convert it to RGB first (Fiji: Image > Type > RGB Color; ImageMagick: magick in.tif -colorspace sRGB out.tif), "
+            "or set segment.channel to one ink's index or name",
+        )
     if kind == "palette":
         page = s.keyframe
         check_dims(name, page.imagelength, page.imagewidth, 3, 2, whole=True)
         array = np.moveaxis(page.colormap[:, page.asarray()], 0, -1)  # (H, W, 3) uint16 colours
-        return RegionSource(array, name, "YXC", channel, rgb=True, pixel_size=pixel_size, pixel_size_um=pixel_size_um)
+        return RegionSource(array, name, "YXC", channel, rgb=True, pixel_size=pixel_size, pixel_size_um=pixel_size_um, pixel_size_source=pixel_source)
     if lazy_path is None:
         array = s.asarray()
     elif s.dataoffset is not None:  # uncompressed and contiguous: map it, read nothing yet
@@ -496,64 +628,89 @@ def _open_tiff(tif, name, channel, pixel_size_um, stored_bytes, lazy_path=None):
         array = zarr.open(s.aszarr(), mode="r")
     if "P" in axes and isinstance(channel, str) and channel.lower() == "rgb":
         rgb = True
-    return RegionSource(array, name, axes, channel, names, rgb, alpha, pixel_size, pixel_size_um, keep=tif if lazy_path is not None else None)
+    keep = tif if lazy_path is not None else None
+    return RegionSource(array, name, axes, channel, names, rgb, alpha, pixel_size, pixel_size_um, keep=keep, pixel_size_source=pixel_source)
 
 
 # ---------------------------------------------------------------- PNG / JPEG (Pillow)
 
 
-def _pil_image(data, name):
-    """The Pillow image of PNG or JPEG bytes, by their signature. The format's own class, not
+def image_format(head, name):
+    """The format of a file, "PNG", "JPEG" or "TIFF", from its first bytes (at least 16), whatever
+    its name says (a name that says another is logged); anything else is refused, named."""
+    kind = next((k for signature, k in SIGNATURES if head.startswith(signature)), None)
+    if kind is None:
+        other = next((k for signature, k in OTHER_SIGNATURES if head.startswith(signature)), None)
+        if other:
+            raise InputError(
+                name, f"cannot be decoded as an image: it holds {other} data, not PNG, JPEG or TIFF", "Convert it to PNG or TIFF, or remove it from the input"
+            )
+        what = "an empty file" if not head else "unrecognised or truncated data"
+        raise InputError(
+            name,
+            f"cannot be decoded as an image ({what}: not a PNG, JPEG or TIFF file)",
+            "The file is corrupt or truncated: replace it or remove it from the input",
+        )
+    named = NAMED_FORMATS.get(os.path.splitext(str(name))[1].lower())
+    if named and named != kind:
+        log.warning("%s: holds %s data though its name says %s; read as %s (the format its bytes begin with)", name, kind, named, kind)
+    return kind
+
+
+def _pil_image(data, name, kind):
+    """The Pillow image of PNG or JPEG bytes (`kind`, image_format's). The format's own class, not
     Image.open: that checks Pillow's process-wide MAX_IMAGE_PIXELS, which a library must leave
     alone; check_dims applies this module's limits."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return PngImagePlugin.PngImageFile(io.BytesIO(data))
-    if data[:3] == b"\xff\xd8\xff":
-        return JpegImagePlugin.JpegImageFile(io.BytesIO(data))
-    raise InputError(
-        name,
-        "cannot be decoded as an image (unrecognised or truncated data: not a PNG, JPEG or TIFF file)",
-        "The file is corrupt or truncated: replace it or remove it from the input",
-    )
+    return (PngImagePlugin.PngImageFile if kind == "PNG" else JpegImagePlugin.JpegImageFile)(io.BytesIO(data))
 
 
-def _open_pil(data, name, channel, pixel_size_um):
-    with _pil_image(data, name) as img:
+def _deep_png(data):
+    """The colour type (2 RGB, 4 gray + alpha, 6 RGBA) of a 16-bit PNG that Pillow would cut to its
+    high byte, or None (its IHDR: bit depth at byte 24, colour type at 25)."""
+    if len(data) > 25 and data[12:16] == b"IHDR" and data[24] == 16 and data[25] in (2, 4, 6):
+        return data[25]
+    return None
+
+
+def _open_pil(data, name, channel, pixel_size_um, kind):
+    deep = _deep_png(data) if kind == "PNG" else None
+    with _pil_image(data, name, kind) as img:
         check_dims(
             name,
             img.height,
             img.width,
             4 if img.mode in ("P", "PA") else len(img.getbands()),
-            2 if img.mode.startswith("I") or img.mode == "F" else 1,
+            2 if deep or img.mode.startswith("I") or img.mode == "F" else 1,
             whole=True,
             stored_bytes=len(data),
         )
         if getattr(img, "n_frames", 1) > 1:
             raise InputError(name, f"holds {img.n_frames} frames (an animation)", "Save one 2D image per file")
         mode = img.mode
-        if mode in ("P", "PA"):  # palette indices mean nothing: read the colours they stand for
-            img = img.convert("RGBA" if mode == "PA" or "transparency" in img.info else "RGB")
-        elif mode == "1":
-            img = img.convert("L")
-        elif mode == "CMYK":
-            img = img.convert("RGB")
-        elif mode not in ("L", "LA", "RGB", "RGBA", "I", "I;16", "I;16B", "I;16L", "F"):
-            raise InputError(name, f"has the unsupported image mode {mode}", "Save it as 8- or 16-bit gray or RGB")
-        img.load()
-        array = np.asarray(img)
+        if deep:  # 16 bits per sample: Pillow reads only the high byte of RGB(A) and gray + alpha
+            import imagecodecs
+
+            array = imagecodecs.png_decode(data)
+            mode = {2: "RGB", 4: "LA", 6: "RGBA"}[deep]
+        else:
+            if mode in ("P", "PA"):  # palette indices mean nothing: read the colours they stand for
+                img = img.convert("RGBA" if mode == "PA" or "transparency" in img.info else "RGB")
+            elif mode == "1":
+                img = img.convert("L")
+            elif mode == "CMYK":
+                img = img.convert("RGB")
+            elif mode not in ("L", "LA", "RGB", "RGBA", "I", "I;16", "I;16B", "I;16L", "F"):
+                raise InputError(name, f"has the unsupported image mode {mode}", "Save it as 8- or 16-bit gray or RGB")
+            img.load()
+            array = np.asarray(img)
+            mode = img.mode
         dpi = img.info.get("dpi")
-        mode = img.mode
     bands = {"L": ("YX", False), "I": ("YX", False), "F": ("YX", False), "LA": ("YXC", False), "RGB": ("YXC", True), "RGBA": ("YXC", True)}
     axes, rgb = bands.get(mode, ("YX", False))
     alpha = {"LA": 1, "RGBA": 3}.get(mode)
-    pixel_size = None
-    if dpi and min(dpi) > 0:
-        size = (25400.0 / dpi[1], 25400.0 / dpi[0])
-        if max(size) <= PIXEL_SIZE_RANGE_UM[1] and min(size) >= PIXEL_SIZE_RANGE_UM[0]:
-            pixel_size = size
-        else:
-            log.info("%s: resolution %.0f dpi ignored (a display default, not a pixel size); pixel units", name, dpi[0])
-    return RegionSource(array, name, axes, channel, rgb=rgb, alpha=alpha, pixel_size=pixel_size, pixel_size_um=pixel_size_um)
+    if dpi and min(dpi) > 0:  # a PNG's pHYs or a JPEG's density: a scanner's or a screen's, never a microscope's
+        log.info("%s: resolution %.0f dpi ignored: %s", name, dpi[0], DPI_IS_NOT_A_PIXEL_SIZE)
+    return RegionSource(array, name, axes, channel, rgb=rgb, alpha=alpha, pixel_size_um=pixel_size_um)
 
 
 # ---------------------------------------------------------------- OME-Zarr (NGFF)
@@ -620,15 +777,24 @@ def _open_zarr(path, name, channel, pixel_size_um):
         if units[iy] and units[ix]:
             pixel_size = (scale[iy] * units[iy], scale[ix] * units[ix])
     names = [(c.get("label") or "") for c in (attrs.get("omero") or (attrs.get("ome") or {}).get("omero") or {}).get("channels", [])]
-    return RegionSource(array, name, axes, channel, names or None, rgb=False, pixel_size=pixel_size, pixel_size_um=pixel_size_um)
+    return RegionSource(array, name, axes, channel, names or None, rgb=False, pixel_size=pixel_size, pixel_size_um=pixel_size_um, pixel_size_source="ome")
 
 
 # ---------------------------------------------------------------- entry points
 
 
+def _head(path):
+    try:
+        with open(path, "rb") as file:
+            return file.read(16)
+    except OSError as exc:
+        raise InputError(path, f"cannot be read ({exc.strerror})", "Check that it exists and is readable (a broken link?)") from exc
+
+
 def open_image(path, channel=None, pixel_size_um=0):
-    """A RegionSource for an image file or OME-Zarr folder; TIFFs are memory-mapped or read
-    chunk by chunk, Zarr chunk by chunk, PNG/JPEG decoded whole (within MAX_DECODED_BYTES)."""
+    """A RegionSource for an image file or OME-Zarr folder, in the format its first bytes say
+    (image_format); TIFFs are memory-mapped or read chunk by chunk, Zarr chunk by chunk,
+    PNG/JPEG decoded whole (within MAX_DECODED_BYTES)."""
     path = Path(path)
     name = str(path)
     if is_zarr(path):
@@ -637,12 +803,13 @@ def open_image(path, channel=None, pixel_size_um=0):
         size = path.stat().st_size
     except OSError as exc:
         raise InputError(path, f"cannot be read ({exc.strerror})", "Check that it exists and is readable (a broken link?)") from exc
-    if path.suffix.lower() not in TIFF_SUFFIXES:
+    kind = image_format(_head(path), name)
+    if kind != "TIFF":
         try:
             data = path.read_bytes()
         except OSError as exc:
             raise InputError(path, f"cannot be read ({exc.strerror})", "Check that it exists and is readable") from exc
-        return open_bytes(data, name, channel, pixel_size_um)
+        return _decode(data, name, channel, pixel_size_um, kind)
     try:
         tif = tifffile.TiffFile(path)
     except Exception as exc:
@@ -661,31 +828,34 @@ def image_size(path, channel=None, pixel_size_um=0):
     """(height, width) of an image file or OME-Zarr folder, as open_image gives them, without
     decoding PNG or JPEG pixels (their header says); TIFF and Zarr open lazily anyway."""
     path = Path(path)
-    if is_zarr(path) or path.suffix.lower() in TIFF_SUFFIXES:
+    if is_zarr(path) or image_format(_head(path), str(path)) == "TIFF":
         with open_image(path, channel, pixel_size_um) as source:
             return source.height, source.width
     try:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(path, f"cannot be read ({exc.strerror})", "Check that it exists and is readable") from exc
-    with _pil_image(data, str(path)) as img:
+    with _pil_image(data, str(path), image_format(data[:16], str(path))) as img:
         return img.height, img.width
 
 
-def open_bytes(data, name, channel=None, pixel_size_um=0):
-    """A RegionSource, decoded whole, for the bytes of a PNG, JPEG or TIFF file (e.g. a zip
-    member); `name` (ending in the file's suffix) is used for the format and in messages."""
-    is_tiff = str(name).lower().endswith(TIFF_SUFFIXES) or data[:4] in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+def _decode(data, name, channel, pixel_size_um, kind):
     try:
-        if is_tiff:
+        if kind == "TIFF":
             with tifffile.TiffFile(io.BytesIO(data)) as tif:
                 return _open_tiff(tif, name, channel, pixel_size_um, len(data))
-        return _open_pil(data, name, channel, pixel_size_um)
+        return _open_pil(data, name, channel, pixel_size_um, kind)
     except InputError:
         raise
     except Exception as exc:
         detail = "unrecognised or truncated data" if isinstance(exc, SyntaxError) else f"{type(exc).__name__}: {exc}"
         raise InputError(name, f"cannot be decoded as an image ({detail})", "The file is corrupt or truncated: replace it or remove it from the input") from exc
+
+
+def open_bytes(data, name, channel=None, pixel_size_um=0):
+    """A RegionSource, decoded whole, for the bytes of a PNG, JPEG or TIFF file (e.g. a zip
+    member), in the format its first bytes say (image_format); `name` is used in messages."""
+    return _decode(data, name, channel, pixel_size_um, image_format(data[:16], name))
 
 
 def image_entries(folder):

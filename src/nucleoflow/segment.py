@@ -151,8 +151,7 @@ class Segmenter:
         stem = stem or output_stem(image_path)
         source = self.open(image_path)
         try:
-            if not pixel_size_um:  # the file's (or segment.pixel_size_um's); None: pixel units
-                pixel_size_um = source.pixel_size_um
+            pixel_size_um, pixel_source = self._pixel_size(source, pixel_size_um)
             channel_names = channel_names or list(source.channel_names)
             thresholds = self.thresholds_for(source)
             note = self.caution(source)
@@ -172,11 +171,25 @@ class Segmenter:
                 replace_into(paths.values(), out_dir)
         finally:
             source.close()
-        return {"image": image_path.name, **nuclei.summary(), **self._about(source, pixel_size_um, note, thresholds)}
+        return {"image": image_path.name, **nuclei.summary(), **self._about(source, pixel_size_um, pixel_source, note, thresholds)}
 
-    def _about(self, source, pixel_size_um, note, thresholds):
+    @staticmethod
+    def _pixel_size(source, given=None):
+        """(pixel size in um or None, where it came from): `given` (to_files' argument), else the
+        file's (segment.pixel_size_um's: "given", or its metadata's: reader.RegionSource)."""
+        if given:
+            return given, "given"
+        return source.pixel_size_um, source.pixel_size_source
+
+    def _about(self, source, pixel_size_um, pixel_source, note, thresholds):
         """The summary row's fields after the nucleus counts: how the image was labelled."""
-        about = {"pixel_size_um": pixel_size_um or None, "modality": source.appearance.modality, "model": self.model, "caution": note}
+        about = {
+            "pixel_size_um": pixel_size_um or None,
+            "pixel_size_source": pixel_source if pixel_size_um else "none",
+            "modality": source.appearance.modality,
+            "model": self.model,
+            "caution": note,
+        }
         return {**about, **dataclasses.asdict(thresholds)}
 
     def to_part(self, image_path, part_dir, outputs, part, pixel_size_um=None, tiles=None):
@@ -192,7 +205,7 @@ class Segmenter:
             if rows.blocks[0] == rows.blocks[1]:
                 log.info("%s: no block rows for part %d of %d", image_path.name, *part)
                 return
-            pixel_size_um = pixel_size_um or source.pixel_size_um
+            pixel_size_um, pixel_source = self._pixel_size(source, pixel_size_um)
             thresholds = self.thresholds_for(source)
             note = self.caution(source)
             with staging_dir(part_dir) as tmp:
@@ -222,7 +235,7 @@ class Segmenter:
                     "channel_names": nuclei.channel_names,
                     "blocks": blocks,
                     "areas": nuclei.areas,
-                    "about": self._about(source, pixel_size_um, note, thresholds),
+                    "about": self._about(source, pixel_size_um, pixel_source, note, thresholds),
                 }
                 (tmp / f"{PART}.json").write_text(json.dumps(record))
             log.info("%s: part %d of %d (block rows %d-%d): %d nuclei", image_path.name, *part, *rows.blocks, len(nuclei.areas))
