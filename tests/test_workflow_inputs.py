@@ -3,7 +3,9 @@ training) tracks each input image, never serves results of another input, checks
 before any job, and prints an expected error as the last lines the user reads."""
 
 import os
+import shutil
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,3 +125,17 @@ def test_expected_error_is_the_last_thing_printed(work, tmp_path):
     # With the channel chosen it runs; the second channel is measured too.
     snakemake(work, "segment", "--configfile", segment_config(work, folder, channel=0))
     assert nuclei(work, "b") == 2
+
+
+HAS_GPU = bool(shutil.which("nvidia-smi")) or Path("/dev/nvidia0").exists()
+
+
+@pytest.mark.skipif(HAS_GPU, reason="this machine has an NVIDIA GPU: the CPU warning is for machines without one")
+def test_a_dry_run_without_a_gpu_says_training_takes_hours_before_any_job(work):
+    """README command 1 on a CPU: the default schedule's hours are printed before the job list,
+    with what to use instead; a CPU-sized or budgeted schedule gets no warning."""
+    out = snakemake(work, "-n").stdout
+    assert "no NVIDIA GPU on this machine" in out and "config/cpu.yaml" in out and "train.budget_min" in out
+    assert out.index("no NVIDIA GPU") < out.index("Job stats:")
+    for quiet in (["--configfile", "config/cpu.yaml"], ["--config", "train={budget_min: 120}"]):
+        assert "no NVIDIA GPU" not in snakemake(work, "-n", *quiet).stdout, quiet
