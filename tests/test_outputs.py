@@ -108,6 +108,7 @@ def test_label_ome_tiff_is_pyramidal_with_the_pixel_size(tmp_path):
         assert tif.is_ome and ome_pixel_size(tif) == (0.5, 0.5, "µm")
         levels = tif.series[0].levels
         assert [level.shape for level in levels] == [(2100, 1100), (1050, 550), (525, 275)]
+        assert not any(level.keyframe.is_tiled for level in levels)  # strips: 2100 px <= formats.STRIP_MAX_SIDE
         for level, stride in zip(levels, (1, 2, 4)):
             np.testing.assert_array_equal(level.asarray(), labels[::stride, ::stride])  # nearest neighbour
     assert not [p for p in tmp_path.iterdir() if p.name != "big.tif"]  # its scratch levels are gone

@@ -1,0 +1,55 @@
+"""Every output read as the tools that open it read it, on the committed real crops (.test/data):
+the label TIFF's strips and resolution tags as ImageJ's own TIFF reader takes them (tifffile)."""
+
+import io
+import zipfile
+
+import numpy as np
+import pytest
+import tifffile
+
+from nucleoflow.formats import STRIP_MAX_SIDE, pyramid_strides, write_label_ome_tiff
+from nucleoflow.reader import open_bytes
+
+PIXEL_SIZE_UM = 0.5
+CROWDED = "ae9f76b5360df3f6"  # gray fluorescence, 256 px, 73 nuclei (crops.csv)
+
+
+def crop(crops_zip, stem):
+    """A committed crop as segment reads it (a RegionSource) and its uint32 instance labels."""
+    with zipfile.ZipFile(crops_zip) as archive:
+        source = open_bytes(archive.read(f"images/{stem}.png"), f"{stem}.png")
+        labels = tifffile.imread(io.BytesIO(archive.read(f"labels/{stem}.tif"))).astype(np.uint32)
+    return source, labels
+
+
+def test_label_tiff_is_strips_with_resolution_tags_as_imagej_reads_them(tmp_path, crops_zip):
+    """ImageJ's own reader refuses tiles and BigTIFF, reads zlib strips and takes the pixel size
+    from XResolution/YResolution and ResolutionUnit, never from the OME-XML."""
+    _, labels = crop(crops_zip, CROWDED)
+    write_label_ome_tiff(tmp_path / "labels.tif", [(0, labels)], labels.shape, PIXEL_SIZE_UM)
+    write_label_ome_tiff(tmp_path / "no_size.tif", [(0, labels)], labels.shape)
+    with tifffile.TiffFile(tmp_path / "labels.tif") as tif:
+        page = tif.pages[0]
+        assert not tif.is_bigtiff and not page.is_tiled and page.compression == tifffile.COMPRESSION.ADOBE_DEFLATE
+        assert page.resolutionunit == tifffile.RESUNIT.CENTIMETER
+        assert page.resolution == pytest.approx((1e4 / PIXEL_SIZE_UM, 1e4 / PIXEL_SIZE_UM), rel=1e-6)  # pixels per cm
+        np.testing.assert_array_equal(page.asarray(), labels)
+    with tifffile.TiffFile(tmp_path / "no_size.tif") as tif:
+        assert tif.pages[0].resolutionunit == tifffile.RESUNIT.NONE  # no size known: none claimed
+
+
+def test_label_tiff_above_the_strip_limit_is_tiled_with_resolution_on_every_level(tmp_path, crops_zip):
+    """Wider than STRIP_MAX_SIDE: tiles, and each sub-resolution's tags give its own pixel size."""
+    _, labels = crop(crops_zip, CROWDED)
+    wide = np.tile(labels[:64], (1, -(-(STRIP_MAX_SIDE + 1) // labels.shape[1])))[:, : STRIP_MAX_SIDE + 1]
+    write_label_ome_tiff(tmp_path / "wide.tif", [(0, wide)], wide.shape, PIXEL_SIZE_UM)
+    with tifffile.TiffFile(tmp_path / "wide.tif") as tif:
+        levels = tif.series[0].levels
+        strides = [1, *pyramid_strides(wide.shape)]
+        assert len(levels) == len(strides) > 1
+        for level, stride in zip(levels, strides):
+            page = level.keyframe
+            assert page.is_tiled and page.resolutionunit == tifffile.RESUNIT.CENTIMETER
+            assert page.resolution == pytest.approx((1e4 / PIXEL_SIZE_UM / stride,) * 2, rel=1e-6)
+        np.testing.assert_array_equal(levels[0].asarray(), wide)
