@@ -1,5 +1,6 @@
 """Every output read as the tools that open it read it, on the committed real crops (.test/data):
-the label TIFF's strips and resolution tags as ImageJ's own TIFF reader takes them (tifffile)."""
+the OME-Zarr validated by ome-zarr-models and read by ome-zarr's reader (napari-ome-zarr's), the
+label TIFF's strips and resolution tags as ImageJ's own TIFF reader takes them (tifffile)."""
 
 import io
 import zipfile
@@ -8,11 +9,13 @@ import numpy as np
 import pytest
 import tifffile
 
-from nucleoflow.formats import STRIP_MAX_SIDE, pyramid_strides, write_label_ome_tiff
+from nucleoflow.formats import STRIP_MAX_SIDE, pyramid_strides, write_label_ome_tiff, write_ome_zarr
+from nucleoflow.outputs import channel_planes
 from nucleoflow.reader import open_bytes
 
 PIXEL_SIZE_UM = 0.5
 CROWDED = "ae9f76b5360df3f6"  # gray fluorescence, 256 px, 73 nuclei (crops.csv)
+HISTOLOGY = "65c8527c16a01619"  # RGB histology, 176 px, 41 nuclei
 
 
 def crop(crops_zip, stem):
@@ -53,3 +56,29 @@ def test_label_tiff_above_the_strip_limit_is_tiled_with_resolution_on_every_leve
             assert page.is_tiled and page.resolutionunit == tifffile.RESUNIT.CENTIMETER
             assert page.resolution == pytest.approx((1e4 / PIXEL_SIZE_UM / stride,) * 2, rel=1e-6)
         np.testing.assert_array_equal(levels[0].asarray(), wide)
+
+
+@pytest.mark.parametrize("stem", [CROWDED, HISTOLOGY], ids=["gray", "rgb"])
+def test_ome_zarr_is_valid_ngff_with_a_colour_and_window_for_every_channel(tmp_path, crops_zip, stem):
+    """ome-zarr-models validates NGFF 0.4 (omero channels need `color` and `window`); ome-zarr's
+    reader, napari-ome-zarr's, then gives napari one colormap and contrast limits per channel."""
+    import zarr
+    from ome_zarr.io import parse_url
+    from ome_zarr.reader import Reader
+    from ome_zarr_models.v04.image import Image
+    from ome_zarr_models.v04.image_label import ImageLabel
+
+    source, labels = crop(crops_zip, stem)
+    write_label_ome_tiff(tmp_path / "labels.tif", [(0, labels)], labels.shape, PIXEL_SIZE_UM)
+    write_ome_zarr(tmp_path / "crop.ome.zarr", channel_planes(source), list(source.channel_names), tmp_path / "labels.tif", PIXEL_SIZE_UM)
+    root = zarr.open_group(str(tmp_path / "crop.ome.zarr"), mode="r", zarr_format=2)
+    channels = Image.from_zarr(root).attributes.omero.channels  # raises a ValidationError on a channel without them
+    ImageLabel.from_zarr(root["labels/nuclei"])
+    assert len(channels) == source.channels
+    assert [c.color for c in channels] == (["FFFFFF"] if source.channels == 1 else ["FF0000", "00FF00", "0000FF"])
+    pixels = source.read_channels(0, source.height, 0, source.width)  # a crop is its own coarsest level
+    for c, channel in enumerate(channels):
+        assert (channel.window.start, channel.window.end) == (float(pixels[..., c].min()), float(pixels[..., c].max()))
+        assert channel.window.min <= channel.window.start < channel.window.end <= channel.window.max
+    image = next(iter(Reader(parse_url(tmp_path / "crop.ome.zarr"))()))
+    assert len(image.metadata["colormap"]) == len(image.metadata["contrast_limits"]) == source.channels

@@ -122,6 +122,36 @@ def write_label_ome_tiff(path, bands, shape, pixel_size_um=None, pyramid=True):
                 level.close()
 
 
+# Channel colours of the OME-Zarr's "omero" block (napari-ome-zarr makes one colormap of each):
+# gray for one channel, else ImageJ's composite order, so an RGB image shows its own colours.
+CHANNEL_COLORS = ("FF0000", "00FF00", "0000FF", "FFFFFF", "00FFFF", "FF00FF", "FFFF00")
+
+
+def omero(channel_names, coarsest):
+    """The NGFF 0.4 "omero" block: every channel with a label, a `color` and a `window`, as the
+    spec and the ome-zarr-models validator require (napari-ome-zarr fails on channels without a
+    colour: "channel_axis (0) had length 1, but the 'colormap' argument only provided 0 values").
+    coarsest: the image's coarsest level (C, h, w), whose values give each channel's window."""
+    colors = ["FFFFFF"] if len(channel_names) == 1 else [CHANNEL_COLORS[c % len(CHANNEL_COLORS)] for c in range(len(channel_names))]
+    channels = [{"label": str(name), "color": color, "window": _window(plane), "active": True} for name, color, plane in zip(channel_names, colors, coarsest)]
+    return {"channels": channels, "version": "0.4"}
+
+
+def _window(plane):
+    """One channel's OMERO window: start/end its lowest and highest finite value (napari's
+    contrast limits, which must increase: a flat channel gets a window one unit wide); min/max
+    the range its type holds (integers) or start/end (floats)."""
+    values = plane[np.isfinite(plane)] if plane.dtype.kind == "f" else plane.ravel()
+    start, end = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+    if end <= start:
+        end = start + 1.0
+    if plane.dtype.kind in "iu":
+        low, high = float(np.iinfo(plane.dtype).min), float(np.iinfo(plane.dtype).max)
+    else:
+        low, high = start, end
+    return {"min": min(low, start), "max": max(high, end), "start": start, "end": end}
+
+
 def write_ome_zarr(path, image, channel_names, labels_tiff, pixel_size_um=None, chunk=1024):
     """An OME-Zarr image of `image` (a (C, H, W) dask array) with the label pyramid of
     `labels_tiff` (write_label_ome_tiff's output) as its labels/nuclei multiscale group.
@@ -132,7 +162,7 @@ def write_ome_zarr(path, image, channel_names, labels_tiff, pixel_size_um=None, 
     import dask.array as da
     import zarr
     from ome_zarr.format import FormatV04
-    from ome_zarr.writer import write_multiscale, write_multiscale_labels
+    from ome_zarr.writer import add_metadata, write_multiscale, write_multiscale_labels
 
     unit = {"unit": "micrometer"} if pixel_size_um else {}
     size = pixel_size_um or 1.0
@@ -153,7 +183,11 @@ def write_ome_zarr(path, image, channel_names, labels_tiff, pixel_size_um=None, 
             storage_options={"chunks": (1, chunk, chunk)},
             name=Path(path).name.removesuffix(".ome.zarr"),
         )
-        root.attrs["omero"] = {"channels": [{"label": name, "active": True} for name in channel_names], "version": "0.4"}
+        # The channel windows come from the coarsest level as written (at most PYRAMID_MIN px a
+        # side), not from a second pass over the image: so "omero" is added once the levels exist,
+        # not through write_multiscale's metadata argument, which writes it before them.
+        coarsest = root[root.attrs["multiscales"][0]["datasets"][-1]["path"]][...]
+        add_metadata(root, {"omero": omero(channel_names, coarsest)}, fmt=FormatV04())
         write_multiscale_labels(
             labels,
             root,
