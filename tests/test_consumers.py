@@ -1,21 +1,24 @@
 """Every output read as the tools that open it read it, on the committed real crops (.test/data):
 the OME-Zarr validated by ome-zarr-models and read by ome-zarr's reader (napari-ome-zarr's), the
-label TIFF's strips and resolution tags as ImageJ's own TIFF reader takes them (tifffile)."""
+label TIFF's strips and resolution tags as ImageJ's own TIFF reader takes them (tifffile), the
+measurement CSVs by pandas."""
 
 import io
 import zipfile
 
 import numpy as np
+import pandas as pd
 import pytest
 import tifffile
 
 from nucleoflow.formats import STRIP_MAX_SIDE, pyramid_strides, write_label_ome_tiff, write_ome_zarr
-from nucleoflow.outputs import channel_planes
+from nucleoflow.outputs import NucleusOutputs, channel_planes
 from nucleoflow.reader import open_bytes
 
 PIXEL_SIZE_UM = 0.5
 CROWDED = "ae9f76b5360df3f6"  # gray fluorescence, 256 px, 73 nuclei (crops.csv)
 HISTOLOGY = "65c8527c16a01619"  # RGB histology, 176 px, 41 nuclei
+EMPTY = "538b7673d507014d"  # gray fluorescence, 256 px, no nucleus
 
 
 def crop(crops_zip, stem):
@@ -82,3 +85,22 @@ def test_ome_zarr_is_valid_ngff_with_a_colour_and_window_for_every_channel(tmp_p
         assert channel.window.min <= channel.window.start < channel.window.end <= channel.window.max
     image = next(iter(Reader(parse_url(tmp_path / "crop.ome.zarr"))()))
     assert len(image.metadata["colormap"]) == len(image.metadata["contrast_limits"]) == source.channels
+
+
+def test_measurements_of_an_image_without_nuclei_are_a_header_pandas_reads(tmp_path, crops_zip):
+    """The committed crop without nuclei gets a table with no rows and the columns a table with
+    nuclei has (it was a 0-byte file: pandas raised EmptyDataError)."""
+    source, none = crop(crops_zip, EMPTY)
+    _, some = crop(crops_zip, CROWDED)  # the same size: its nuclei measured on the empty crop's pixels
+    assert not none.any() and some.max() > 0
+    tables = {}
+    for name, labels in (("none", none), ("some", some)):
+        path = tmp_path / f"{name}.csv"
+        nuclei = NucleusOutputs({"measurements": path}, channel_planes(source), list(source.channel_names), PIXEL_SIZE_UM)
+        if labels.any():  # as segment: a block without nuclei hands over none
+            nuclei.on_block(labels, (0, 0))
+        nuclei.close()
+        tables[name] = pd.read_csv(path)
+    assert len(tables["none"]) == 0 and len(tables["some"]) == some.max()
+    assert list(tables["none"].columns) == list(tables["some"].columns)
+    assert {"label", "centroid_x", "area", "mean_intensity_0", "area_um2"} <= set(tables["none"].columns)
