@@ -1,15 +1,18 @@
 """Every output read as the tools that open it read it, on the committed real crops (.test/data):
 the OME-Zarr validated by ome-zarr-models and read by ome-zarr's reader (napari-ome-zarr's), the
 label TIFF's strips and resolution tags as ImageJ's own TIFF reader takes them (tifffile), the
-measurement CSVs by pandas."""
+measurement CSVs by pandas, GeoJSON rings by their signed area as RFC 7946 judges them (shapely is
+not installed: its orient/is_ccw would judge the same shoelace sign)."""
 
 import io
+import json
 import zipfile
 
 import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+from scipy import ndimage as ndi
 
 from nucleoflow.formats import STRIP_MAX_SIDE, pyramid_strides, write_label_ome_tiff, write_ome_zarr
 from nucleoflow.outputs import NucleusOutputs, channel_planes
@@ -27,6 +30,12 @@ def crop(crops_zip, stem):
         source = open_bytes(archive.read(f"images/{stem}.png"), f"{stem}.png")
         labels = tifffile.imread(io.BytesIO(archive.read(f"labels/{stem}.tif"))).astype(np.uint32)
     return source, labels
+
+
+def signed_area(ring):
+    """Shoelace area of a closed ring of (x, y): positive counter-clockwise, as RFC 7946 counts."""
+    x, y = np.asarray(ring, float).T
+    return 0.5 * float(np.sum(x[:-1] * y[1:] - x[1:] * y[:-1]))
 
 
 def test_label_tiff_is_strips_with_resolution_tags_as_imagej_reads_them(tmp_path, crops_zip):
@@ -104,3 +113,27 @@ def test_measurements_of_an_image_without_nuclei_are_a_header_pandas_reads(tmp_p
     assert len(tables["none"]) == 0 and len(tables["some"]) == some.max()
     assert list(tables["none"].columns) == list(tables["some"].columns)
     assert {"label", "centroid_x", "area", "mean_intensity_0", "area_um2"} <= set(tables["none"].columns)
+
+
+def test_geojson_exteriors_wind_counter_clockwise_and_holes_clockwise(tmp_path, crops_zip):
+    """RFC 7946 on the coordinates as written (x right, y down): every exterior of a real crop's
+    nuclei has positive signed area, every hole negative; its largest nucleus gets a hole."""
+    source, labels = crop(crops_zip, CROWDED)
+    largest = np.argmax(np.bincount(labels.ravel())[1:]) + 1
+    depth = ndi.distance_transform_edt(labels == largest)
+    y, x = np.unravel_index(np.argmax(depth), depth.shape)
+    assert depth[y, x] >= 2  # all 8 neighbours are the nucleus: a 1-pixel hole
+    labels[y, x] = 0
+    nuclei = NucleusOutputs({"geojson": tmp_path / "crop.geojson"}, channel_planes(source), list(source.channel_names))
+    nuclei.on_block(labels, (0, 0))
+    nuclei.close()
+    features = json.loads((tmp_path / "crop.geojson").read_text())["features"]
+    assert len(features) == labels.max()
+    holes = 0
+    for feature in features:
+        geometry, label = feature["geometry"], feature["properties"]["label"]
+        for exterior, *inner in [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]:
+            assert signed_area(exterior) > 0, label
+            assert all(signed_area(ring) < 0 for ring in inner), label
+            holes += len(inner)
+    assert holes >= 1

@@ -89,16 +89,26 @@ def _area(ring):
     return 0.5 * (np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
 
 
+def _wound(ring, counter_clockwise):
+    """`ring`, reversed where needed to run counter-clockwise (positive signed area) or clockwise,
+    judged on its numbers as RFC 7946 and shapely judge it."""
+    return ring if (_area(ring) > 0) == counter_clockwise else ring[::-1]
+
+
 def outline(mask, origin=(0, 0)):
     """Polygons tracing the pixel edges of a mask (skimage's find_contours runs through pixel
     centres and cuts corners: a 3x3 nucleus would become a diamond of half its area). A list,
     one per 4-connected part, of rings [exterior, *holes] of closed (x, y) lists in image
-    coordinates (`origin` = (y, x) of mask[0, 0])."""
+    coordinates (`origin` = (y, x) of mask[0, 0]): pixel corners at integers, y down."""
     parts, n = ndi.label(mask)
     polygons = []
     for part in range(1, n + 1):
         solid = ndi.binary_fill_holes(parts == part)
         exterior = max(_rings(solid), key=_area)
         holes = _rings(solid & (parts != part)) if solid.sum() > (parts == part).sum() else []
-        polygons.append([[(x + origin[1], y + origin[0]) for x, y in ring + ring[:1]] for ring in [exterior, *holes]])
+        # RFC 7946 winding on the coordinates as written: exterior counter-clockwise, holes
+        # clockwise (_rings traces both the same way). With y pointing down, as it does in the
+        # image, the exterior shows clockwise on screen; RFC 7946 readers judge the numbers.
+        rings = [_wound(exterior, True), *(_wound(hole, False) for hole in holes)]
+        polygons.append([[(x + origin[1], y + origin[0]) for x, y in ring + ring[:1]] for ring in rings])
     return polygons
