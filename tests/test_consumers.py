@@ -2,7 +2,7 @@
 the OME-Zarr validated by ome-zarr-models and read by ome-zarr's reader (napari-ome-zarr's), the
 label TIFF's strips and resolution tags as ImageJ's own TIFF reader takes them (tifffile), the
 measurement CSVs by pandas, GeoJSON rings by their signed area as RFC 7946 judges them (shapely is
-not installed: its orient/is_ccw would judge the same shoelace sign)."""
+not installed: its orient/is_ccw would judge the same shoelace sign), ImageJ ROIs by roifile."""
 
 import io
 import json
@@ -11,6 +11,7 @@ import zipfile
 import numpy as np
 import pandas as pd
 import pytest
+import roifile
 import tifffile
 from scipy import ndimage as ndi
 
@@ -32,10 +33,23 @@ def crop(crops_zip, stem):
     return source, labels
 
 
-def signed_area(ring):
-    """Shoelace area of a closed ring of (x, y): positive counter-clockwise, as RFC 7946 counts."""
+def moments(ring):
+    """(signed area, x moment, y moment) of a ring of (x, y), closed or not (shoelace): the area
+    positive counter-clockwise, as RFC 7946 counts."""
     x, y = np.asarray(ring, float).T
-    return 0.5 * float(np.sum(x[:-1] * y[1:] - x[1:] * y[:-1]))
+    x1, y1 = np.roll(x, -1), np.roll(y, -1)
+    cross = x * y1 - x1 * y
+    return cross.sum() / 2, ((x + x1) * cross).sum() / 6, ((y + y1) * cross).sum() / 6
+
+
+def signed_area(ring):
+    return moments(ring)[0]
+
+
+def centroid(rings):
+    """(x, y) area centroid of rings whose winding signs their area (holes subtract)."""
+    area, mx, my = np.sum([moments(ring) for ring in rings], axis=0)
+    return mx / area, my / area
 
 
 def test_label_tiff_is_strips_with_resolution_tags_as_imagej_reads_them(tmp_path, crops_zip):
@@ -137,3 +151,28 @@ def test_geojson_exteriors_wind_counter_clockwise_and_holes_clockwise(tmp_path, 
             assert all(signed_area(ring) < 0 for ring in inner), label
             holes += len(inner)
     assert holes >= 1
+
+
+def test_csv_centroids_geojson_and_imagej_rois_share_one_pixel_convention(tmp_path, crops_zip):
+    """Pixel corners at integers, a pixel's centre at +0.5: every nucleus's CSV centroid (pandas)
+    is the area centroid of its GeoJSON polygons and of its ImageJ ROI (roifile); it sat 0.5 px
+    off when the CSV put pixel centres at integers."""
+    source, labels = crop(crops_zip, CROWDED)
+    paths = {"measurements": tmp_path / "crop.csv", "geojson": tmp_path / "crop.geojson", "imagej_rois": tmp_path / "crop.rois.zip"}
+    nuclei = NucleusOutputs(paths, channel_planes(source), list(source.channel_names), PIXEL_SIZE_UM)
+    nuclei.on_block(labels, (0, 0))
+    nuclei.close()
+    table = pd.read_csv(paths["measurements"]).set_index("label")
+    rois = {int(roi.name): roi for roi in roifile.roiread(paths["imagej_rois"])}
+    features = json.loads(paths["geojson"].read_text())["features"]
+    assert len(table) == len(rois) == len(features) == labels.max()
+    with_roi = 0
+    for feature in features:
+        label, geometry = feature["properties"]["label"], feature["geometry"]
+        polygons = [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
+        expected = table.loc[label, ["centroid_x", "centroid_y"]].to_numpy(float)
+        np.testing.assert_allclose(centroid([ring for polygon in polygons for ring in polygon]), expected, atol=1e-6, err_msg=str(label))
+        if len(polygons) == 1 and len(polygons[0]) == 1:  # an ImageJ ROI holds the exterior alone
+            np.testing.assert_allclose(centroid([rois[label].coordinates()]), expected, atol=1e-6, err_msg=str(label))
+            with_roi += 1
+    assert with_roi > 0.9 * len(features)

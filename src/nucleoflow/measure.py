@@ -22,7 +22,8 @@ PROPERTIES = {
 
 def measure(labels, intensity, origin=(0, 0), channel_names=None, pixel_size_um=None):
     """One row per object of `labels` (a region whose top-left pixel is `origin` in the image):
-    shape, centroid in image coordinates and the mean of every channel of `intensity` (H, W, C).
+    shape, centroid in image coordinates (pixel corners at integers) and the mean of every
+    channel of `intensity` (H, W, C).
 
     Each object's properties depend only on its own pixels, so measuring a region holding whole
     objects gives the rows a whole-image measurement would.
@@ -34,8 +35,11 @@ def measure(labels, intensity, origin=(0, 0), channel_names=None, pixel_size_um=
         frame[f"mean_intensity_{name}"] = table[f"intensity_mean-{c}"]
     frame["label"] = frame["label"].astype(np.uint32)
     frame["area"] = frame["area"].astype(np.int64)
-    frame["centroid_y"] += origin[0]
-    frame["centroid_x"] += origin[1]
+    # One pixel-coordinate convention in the CSV, GeoJSON and ImageJ ROIs (outline's, QuPath's and
+    # ImageJ's): pixel corners at integers, so pixel (row r, column c) covers [c, c + 1] x [r, r + 1]
+    # and its centre is (c + 0.5, r + 0.5). regionprops puts pixel centres at integers.
+    frame["centroid_y"] += origin[0] + 0.5
+    frame["centroid_x"] += origin[1] + 0.5
     if pixel_size_um:
         frame["area_um2"] = frame["area"] * pixel_size_um**2
         frame["centroid_y_um"] = frame["centroid_y"] * pixel_size_um
