@@ -1,8 +1,11 @@
 """segment's outputs: measurements, QuPath GeoJSON, ImageJ ROIs, pyramidal OME-TIFF and OME-Zarr."""
 
+import csv
 import json
+import logging
 import xml.etree.ElementTree as ET
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,7 +23,7 @@ from nucleoflow.io import decode_image
 from nucleoflow.measure import measure
 from nucleoflow.options import Thresholds
 from nucleoflow.outputs import OUTPUTS, SUFFIXES, NucleusOutputs, channel_planes
-from nucleoflow.segment import Segmenter, segment_folder
+from nucleoflow.segment import Segmenter, gather_shards, segment_folder, segment_images
 
 NAMES = ["background", "interior", "border"]  # what the encoded images' channels hold
 
@@ -108,6 +111,7 @@ def test_label_ome_tiff_is_pyramidal_with_the_pixel_size(tmp_path):
         assert tif.is_ome and ome_pixel_size(tif) == (0.5, 0.5, "µm")
         levels = tif.series[0].levels
         assert [level.shape for level in levels] == [(2100, 1100), (1050, 550), (525, 275)]
+        assert not any(level.keyframe.is_tiled for level in levels)  # strips: 2100 px <= formats.STRIP_MAX_SIDE
         for level, stride in zip(levels, (1, 2, 4)):
             np.testing.assert_array_equal(level.asarray(), labels[::stride, ::stride])  # nearest neighbour
     assert not [p for p in tmp_path.iterdir() if p.name != "big.tif"]  # its scratch levels are gone
@@ -164,6 +168,43 @@ def test_default_outputs_are_labels_and_measurements(tmp_path, real_images):
     Segmenter("dsb2018_unet").to_files(real_images / "gray.png", tmp_path)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["gray.csv", "gray.tif"]
     assert "area_um2" not in pd.read_csv(tmp_path / "gray.csv").columns  # no pixel size known
+
+
+def summary_rows(path):
+    """summary.csv's rows as text, the cells Excel and R see."""
+    with open(path, newline="") as file:
+        return {row["image"]: row for row in csv.DictReader(file)}
+
+
+def test_summary_counts_stay_integers_beside_a_skipped_entry(tmp_path, real_images):
+    """A skipped entry's row has no count: the other rows' counts and integer thresholds stay
+    "12", not "12.0", in the folder's summary and in the one gathered from shards."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "gray.png").write_bytes((real_images / "gray.png").read_bytes())
+    (folder / "notes.txt").write_text("not an image")
+    segment_folder(folder, tmp_path / "segment", "dsb2018_unet")
+    gather_shards([tmp_path / "segment"], tmp_path / "gathered")
+    for summary in (tmp_path / "segment" / "summary.csv", tmp_path / "gathered" / "summary.csv"):
+        rows = summary_rows(summary)
+        assert rows["notes.txt"]["status"].startswith("skipped") and rows["notes.txt"]["nuclei"] == ""
+        assert int(rows["gray.png"]["nuclei"]) > 0
+        for column in ("nuclei", "min_seed_area", "min_area"):
+            assert rows["gray.png"][column].isdigit(), (summary, column, rows["gray.png"][column])
+
+
+class OneNucleusEach:
+    """A Segmenter as segment_images uses it, finding one nucleus in every image."""
+
+    def to_files(self, path, out_dir, outputs, pixel_size_um=None, tiles=None):
+        return {"image": Path(path).name, "nuclei": 1, "median_area": 42.0}
+
+
+def test_a_single_nucleus_is_logged_as_1_nucleus(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="nucleoflow.segment"):
+        segment_images(OneNucleusEach(), [tmp_path / "one.png"], tmp_path)
+    assert "one.png: 1 nucleus" in caplog.text and "1 nuclei" not in caplog.text
+    assert summary_rows(tmp_path / "summary.csv")["one.png"]["nuclei"] == "1"
 
 
 def test_unknown_output_is_refused_before_anything_is_written(tmp_path, real_images):

@@ -16,7 +16,7 @@ from .blocks import PartRows, RegionSource, label_bands, label_image, open_image
 from .engine import check_tile, load_engine
 from .errors import InputError
 from .formats import write_label_ome_tiff, write_ome_zarr
-from .io import replace_into, staging_dir
+from .io import nuclei_phrase, replace_into, staging_dir
 from .options import SPLIT_ABOVE_MP, ThresholdSet, split_options
 from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES, NucleusOutputs, channel_planes
 from .pool import Workers
@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 # Images up to this many pixels (a 4096 px square) may be labelled at another zoom, held whole;
 # larger ones stream block by block at their own scale.
 ZOOM_MAX_PIXELS = 4096 * 4096
+# summary.csv columns holding integers: the nucleus count and options.Thresholds' integer fields.
+SUMMARY_INTEGERS = ("nuclei", "min_seed_area", "min_area")
 
 
 class Segmenter:
@@ -225,7 +227,7 @@ class Segmenter:
                     "about": self._about(source, pixel_size_um, note, thresholds),
                 }
                 (tmp / f"{PART}.json").write_text(json.dumps(record))
-            log.info("%s: part %d of %d (block rows %d-%d): %d nuclei", image_path.name, *part, *rows.blocks, len(nuclei.areas))
+            log.info("%s: part %d of %d (block rows %d-%d): %s", image_path.name, *part, *rows.blocks, nuclei_phrase(len(nuclei.areas)))
         finally:
             source.close()
 
@@ -291,9 +293,18 @@ def segment_images(segmenter, images, out_dir, outputs=DEFAULT_OUTPUTS, pixel_si
         for path in bar:
             with progress(desc=path.name, unit="tile", log=log, leave=False, position=1, delay=LOG_INTERVAL_S) as tiles:
                 rows.append(segmenter.to_files(path, out_dir, outputs, pixel_size_um, tiles=tiles))
-            log.info("%s: %d nuclei", path.name, rows[-1]["nuclei"])
+            log.info("%s: %s", path.name, nuclei_phrase(rows[-1]["nuclei"]))
     rows = [{**row, "status": "segmented"} for row in rows] + [{"image": Path(p).name, "status": f"skipped: {why}"} for p, why in skipped]
-    (pd.DataFrame(rows) if rows else pd.DataFrame(columns=["image", "status"])).to_csv(Path(out_dir) / "summary.csv", index=False)
+    write_summary(pd.DataFrame(rows) if rows else pd.DataFrame(columns=["image", "status"]), Path(out_dir) / "summary.csv")
+
+
+def write_summary(frame, path):
+    """summary.csv from its rows (a DataFrame). Counts and integer thresholds stay integers where
+    some rows lack them (a skipped entry's), instead of pandas' floats ("12.0" nuclei)."""
+    for column in SUMMARY_INTEGERS:
+        if column in frame and frame[column].dropna().mod(1).eq(0).all():
+            frame[column] = frame[column].astype("Int64")
+    frame.to_csv(path, index=False)
 
 
 def segment_folder(
@@ -358,5 +369,5 @@ def gather_shards(shard_dirs, out_dir):
                     _link(path, tmp / path.name)
         joined = [{**merge_parts(dirs, tmp, stem), "status": "segmented"} for stem, dirs in sorted(parts.items())]
         rows = [frame for frame in (*summaries, pd.DataFrame(joined)) if len(frame)]  # a shard may have only parts
-        pd.concat(rows).sort_values("image").to_csv(tmp / "summary.csv", index=False)
+        write_summary(pd.concat(rows).sort_values("image"), tmp / "summary.csv")
     log.info("gathered %d label images from %d shards", len(list(Path(out_dir).glob("*.tif"))), len(shard_dirs))
