@@ -17,7 +17,7 @@ from .engine import check_tile, load_engine
 from .errors import InputError
 from .formats import write_label_ome_tiff, write_ome_zarr
 from .io import replace_into, staging_dir
-from .options import SPLIT_ABOVE_MP, ThresholdSet, split_options
+from .options import SPLIT_ABOVE_MP, ThresholdSet, check_ranges, split_options
 from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES, NucleusOutputs, channel_planes
 from .pool import Workers
 from .progress import LOG_INTERVAL_S, progress
@@ -50,6 +50,7 @@ class Segmenter:
     """
 
     def __init__(self, model_path, threads=1, diameter=0, channel=None, pixel_size_um=0, workers=1, **options):
+        check_ranges(threads=threads, workers=workers, diameter=diameter, pixel_size_um=pixel_size_um)  # before the model loads
         self.channel, self.pixel_size_um = channel, pixel_size_um  # reader.open_image's (segment.channel, segment.pixel_size_um)
         self.workers = Workers(workers)
         self.tiling, overrides = split_options(options)
@@ -318,6 +319,7 @@ def segment_folder(
     name) and, of each image above split_above_mp megapixels (n > 1), its part k of n (its band
     of block rows, Segmenter.to_part) into out_dir/parts/<stem>/; gather_shards joins them.
     """
+    check_ranges(threads=threads, workers=workers, pixel_size_um=pixel_size_um, split_above_mp=split_above_mp, **options)
     skipped = []
     images = list_images(input_dir, "segment.input_dir", skipped)
     check_stems(images, input_dir)
