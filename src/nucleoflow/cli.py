@@ -218,18 +218,23 @@ def _inputs(paths, list_images, skipped=None):
             raise InputError(path, f"is not an image this tool reads ({', '.join(IMAGE_SUFFIXES)}, .zarr)", "Give image files or folders of them")
         else:
             images.append(path)
-    check_stems(images, "INPUT")
     return images
 
 
 def _segment(args):
     try:  # here, not at the top: --help works without the network's dependencies
-        from .segment import Segmenter, check_images, check_stems, list_images, segment_images
+        from .segment import Segmenter, check_images, check_targets, list_images, run_targets, segment_images
     except ModuleNotFoundError as exc:
         remedy = 'Install the network\'s stack: pip install -e ".[torch]" in the nucleoflow folder'
         raise InputError("nucleoflow segment", f"needs {exc.name}, which is not installed", remedy) from exc
     skipped = []
-    images = _inputs(args.inputs, list_images, check_stems, skipped)
+    images = _inputs(args.inputs, list_images, skipped)
+    if args.output.exists() and not args.output.is_dir():
+        raise InputError(args.output, "is a file, not a folder", "Set -o to a folder (created if missing)")
+    # Before the model loads and before anything is written: no output may replace an input
+    # (nucleoflow segment imgs -o imgs with imgs/x.tif) or another output (a.png and a.tif).
+    remedy = "Write the outputs elsewhere: choose an -o folder that holds no input"
+    check_targets(run_targets(images, args.output, args.outputs), [*args.inputs, *images], remedy)
     tiling = {f.name: getattr(args, f.name) for f in dataclasses.fields(Tiling)}
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Thresholds) if getattr(args, f.name) is not None}
     check_images(images, args.channel, args.pixel_size or 0)
