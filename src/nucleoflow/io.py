@@ -220,6 +220,18 @@ def check_no_clobber(targets, inputs, clobber_remedy, clash_remedy):
             raise InputError(path, f"would be written twice, as {first[1]} and as {what}", clash_remedy)
 
 
+def check_outside_results(folder, setting, results="results"):
+    """Refuse an input folder (`setting`: its config key) inside the workflow's output folder:
+    Snakemake deletes the output folder of a rule before its job runs (results/segment), the
+    images in it too. The Snakefile calls this before any job."""
+    check_no_clobber(
+        [(results, "the workflow's output folder, whose folders Snakemake deletes before the jobs that write them run")],
+        [folder],
+        f"Move the images out of {results}/ and set {setting} to their folder",
+        "",
+    )
+
+
 def replace_into(paths, folder):
     """Move finished files and folders into `folder`, each replacing what had its name there."""
     for path in paths:
