@@ -76,7 +76,7 @@ def _add_segment(commands):
         required=True,
         metavar="OUT",
         type=Path,
-        help="folder for the results (created if missing; an image's existing results are replaced)",
+        help="folder for the results (created if missing; an image's existing results are replaced, an input never)",
     )
     io.add_argument(
         "--outputs",
