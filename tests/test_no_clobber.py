@@ -115,6 +115,16 @@ def test_command_line_sees_through_other_names_of_an_input(tmp_path, crops, inpu
     assert contents(tmp_path) == before
 
 
+def test_command_line_output_onto_an_input_file_is_refused(tmp_path, crops):
+    """-o naming the image itself: a folder cannot be made there (it was a traceback)."""
+    save(tmp_path / "imgs", ["x.tif"], crops)
+    before = contents(tmp_path)
+    result = cli("segment", "imgs/x.tif", "-o", "imgs/x.tif", "--model", "no_model.pt", cwd=tmp_path)
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert last_line(result) == "nucleoflow: error: imgs/x.tif: is a file, not a folder. Set -o to a folder (created if missing)"
+    assert contents(tmp_path) == before
+
+
 def test_command_line_writes_beside_the_inputs_it_does_not_replace(tmp_path, crops):
     """Outputs into the images' own folder stay allowed where they replace no input, and a rerun
     replaces its own earlier outputs; once those labels are themselves inputs (the whole folder
