@@ -42,14 +42,16 @@ class Segmenter:
 
     Keyword options are the fields of options.Tiling (tile, overlap, batch_size, tta, block,
     context, engine) and of options.Thresholds (seed_threshold, foreground_threshold,
-    min_seed_area, min_area); each defaults to the value there. Thresholds not given default to
-    the ones tuned for the model (saved in its card; for a modality with its own, those, the
-    modality told from the image's pixels as the normaliser tells its polarity). Images are
-    labelled in blocks of `block` pixels with `context` pixels around each, so memory stays
-    bounded for images of any size. threads: the network's CPU threads; workers: processes that
-    label an image's blocks while the network predicts the next ones (labels equal one worker's),
-    kept from one image to the next until close() or the end of a `with Segmenter(...)` block
-    (more than one needs the `if __name__ == "__main__":` guard of multiprocessing in scripts).
+    min_seed_area, min_area); each defaults to the value there, and every number (threads,
+    workers, diameter and pixel_size_um too) is checked against options.RANGES before the model
+    loads. Thresholds not given default to the ones tuned for the model (saved in its card; for
+    a modality with its own, those, the modality told from the image's pixels as the normaliser
+    tells its polarity). Images are labelled in blocks of `block` pixels with `context` pixels
+    around each, so memory stays bounded for images of any size. threads: the network's CPU
+    threads; workers: processes that label an image's blocks while the network predicts the
+    next ones (labels equal one worker's), kept from one image to the next until close() or the
+    end of a `with Segmenter(...)` block (more than one needs the `if __name__ == "__main__":`
+    guard of multiprocessing in scripts).
     """
 
     def __init__(self, model_path, threads=1, diameter=0, channel=None, pixel_size_um=0, workers=1, **options):
