@@ -45,6 +45,7 @@ from PIL import JpegImagePlugin, PngImagePlugin
 
 from .appearance import appearance
 from .errors import InputError
+from .options import RANGES
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +57,7 @@ MAX_DECODED_BYTES = 1 << 32
 MAX_RATIO = 1000
 RATIO_CHECK_PIXELS = 1 << 26
 MIN_SIDE = 8
-PIXEL_SIZE_RANGE_UM = (1e-3, 100.0)  # 1 nm .. 100 um: outside it, a pixel size is a mistake
+PIXEL_SIZE_RANGE_UM = (RANGES["pixel_size_um"].low, RANGES["pixel_size_um"].high)  # 1 nm .. 100 um: outside it, a pixel size is a mistake
 
 PIL_SUFFIXES = (".png", ".jpg", ".jpeg")
 TIFF_SUFFIXES = (".tif", ".tiff")
