@@ -136,7 +136,7 @@ def test_widget_segments_the_image_layer_like_segmenter(viewer, qtbot, crop, ref
             continue
         y, x = np.unravel_index(inside.argmax(), inside.shape)  # the nucleus's deepest pixel
         row, col = _canvas_pixel(viewer, shot, (y * 0.25, x * 0.25))
-        colour = np.asarray(labels.get_color(label))[:3] * 255
+        colour = np.asarray(labels.get_color(label)).reshape(-1)[:3] * 255
         assert np.abs(shot[row, col, :3] - colour).max() <= 12, (label, shot[row, col], colour)
         checked += 1
     assert checked >= 10

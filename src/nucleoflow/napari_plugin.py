@@ -10,6 +10,7 @@
   napari's own readers (get_reader returns None).
 """
 
+import contextlib
 import math
 import os
 from dataclasses import dataclass
@@ -252,7 +253,8 @@ class SegmentWidget(Container):
         layer = self.viewer.layers.selection.active
         if isinstance(layer, Image) and not self.busy:
             self.reset_choices()
-            self.image.value = layer
+            with contextlib.suppress(ValueError):  # not (yet) among the choices
+                self.image.value = layer
 
     def _model_changed(self, value):
         self.model_file.visible = value == MODEL_FILE
@@ -342,8 +344,10 @@ class SegmentWidget(Container):
         kwargs = {"scale": job.scale, "translate": job.translate}
         if job.units is not None:
             kwargs["units"] = job.units
-        if name in self.viewer.layers and self.viewer.layers[name].data.shape == labels.shape:
-            layer = self.viewer.layers[name]
+        from napari.layers import Labels
+
+        layer = self.viewer.layers[name] if name in self.viewer.layers else None
+        if isinstance(layer, Labels) and layer.data.shape == labels.shape:  # a run before: its layer updated
             layer.data, layer.features = labels, features
         else:
             self.viewer.add_labels(labels, name=name, features=features, **kwargs)
