@@ -24,7 +24,7 @@ from superqt.utils import ensure_main_thread
 
 from .errors import UserError
 from .measure import measure
-from .reader import RegionSource, open_image
+from .reader import RegionSource, _tiff_layout
 from .segment import output_stem
 from .shipped import DEFAULT, model_path, shipped_models
 
@@ -85,29 +85,29 @@ def features_table(frame):
 
 
 def labels_data(path):
-    """The labels of a labels TIFF: the full-resolution array, or for a pyramidal one (images
-    over formats.PYRAMID_MIN px) every level, lazily through zarr, for napari's multiscale."""
+    """(labels, multiscale, (y, x) pixel size in um or None) of a labels TIFF: the full
+    resolution, or for a pyramidal one (images over formats.PYRAMID_MIN px) every level, read
+    lazily through zarr, for napari's multiscale; the pixel size as reader.open_image reads it
+    (OME metadata, else the resolution tags)."""
     with tifffile.TiffFile(path) as tif:
+        pixel_size = _tiff_layout(tif, str(path))[5]
         levels = len(tif.series[0].levels)
         if levels == 1:
-            return tif.series[0].asarray(), False
+            return tif.series[0].asarray(), False, pixel_size
     try:
         import zarr
     except ImportError:  # the napari extra brings zarr; without it, the full resolution only
-        return tifffile.imread(path), False
+        return tifffile.imread(path), False, pixel_size
     group = zarr.open(tifffile.imread(path, aszarr=True), mode="r")
-    return [group[str(k)] for k in range(levels)], True
+    return [group[str(k)] for k in range(levels)], True, pixel_size
 
 
 def read_labels(path):
-    """npe2 reader: [(labels, {name, scale, units, features}, "labels")] for a labels TIFF, its
-    pixel size (the OME metadata's, in micrometres) as the scale, the measurements of its stem
-    as features."""
+    """npe2 reader: [(labels, {name, multiscale, scale, units, features}, "labels")] for a labels
+    TIFF, its pixel size (micrometres) as the scale, the measurements of its stem as features."""
     tiff, csv = _pair(path)
-    data, multiscale = labels_data(tiff)
+    data, multiscale, pixel_size = labels_data(tiff)
     kwargs = {"name": output_stem(tiff), "multiscale": multiscale}
-    with open_image(tiff) as source:
-        pixel_size = source.pixel_size
     if pixel_size:
         kwargs.update(scale=tuple(pixel_size), units=("micrometer", "micrometer"))
     if csv is not None:
