@@ -14,7 +14,7 @@ import pandas as pd
 
 from .blocks import PartRows, RegionSource, label_bands, label_image, open_image, part_rows
 from .engine import check_tile, load_engine
-from .errors import InputError
+from .errors import InputError, UnreadableImage, counted
 from .formats import write_label_ome_tiff, write_ome_zarr
 from .io import replace_into, staging_dir
 from .options import SPLIT_ABOVE_MP, ThresholdSet, split_options
@@ -65,6 +65,7 @@ class Segmenter:
         self.sizes = self.metadata.get("nucleus_diameter_px")
         # Modalities the model is known to fail on, with what to do (the card's "caution").
         self.cautions = self.metadata.get("caution", {})
+        self._cautioned = None  # within gathered_cautions: {(modality, note): [image names]}
 
     def __enter__(self):
         return self
@@ -77,11 +78,29 @@ class Segmenter:
         self.workers.close()
 
     def caution(self, source):
-        """The card's warning for this image's modality (logged), or "" when it has none."""
-        note = self.cautions.get(source.appearance.modality, "")
-        if note:
-            log.warning("%s: %s image: %s", source.name, source.appearance.modality, note)
+        """The card's warning for this image's modality (logged, or gathered: gathered_cautions),
+        or "" when it has none."""
+        modality = source.appearance.modality
+        note = self.cautions.get(modality, "")
+        if note and self._cautioned is not None:
+            self._cautioned.setdefault((modality, note), []).append(Path(source.name).name)
+        elif note:
+            log.warning("%s: %s image: %s", source.name, modality, note)
         return note
+
+    @contextlib.contextmanager
+    def gathered_cautions(self):
+        """Within: the card's cautions are not logged image by image but once each on leaving,
+        with the number of images they concern (a run over a folder says each once)."""
+        outer, self._cautioned = self._cautioned, {}
+        try:
+            yield
+        finally:
+            gathered, self._cautioned = self._cautioned, outer
+            for (modality, note), names in gathered.items():
+                shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+                verb = "is" if len(names) == 1 else "are"
+                log.warning("%s %s %s (%s): %s", counted(len(names), "image"), verb, modality, shown, note)
 
     def thresholds_for(self, source):
         """The postprocess thresholds for one image (a RegionSource): those of its modality."""
@@ -225,7 +244,7 @@ class Segmenter:
                     "about": self._about(source, pixel_size_um, note, thresholds),
                 }
                 (tmp / f"{PART}.json").write_text(json.dumps(record))
-            log.info("%s: part %d of %d (block rows %d-%d): %d nuclei", image_path.name, *part, *rows.blocks, len(nuclei.areas))
+            log.info("%s: part %d of %d (block rows %d-%d): %s", image_path.name, *part, *rows.blocks, counted(len(nuclei.areas), "nucleus", "nuclei"))
         finally:
             source.close()
 
@@ -267,11 +286,23 @@ def check_stems(images, where):
         seen[stem] = path
 
 
-def check_images(images, channel=None, pixel_size_um=0):
-    """Open every image (layout, channel, pixel size, size limits) before any work; logs each."""
+def check_images(images, channel=None, pixel_size_um=0, skipped=None):
+    """Open every image (layout, channel, pixel size, size limits) before any work; logs each.
+    Returns the images to segment: all of them, or with `skipped` (a list) given, those that
+    could be read, each other one logged and appended to it as (path, why)."""
+    readable = []
     for path in images:
-        with open_image(path, channel, pixel_size_um) as source:
-            log.info("%s: %s", path.name, source.describe())
+        try:
+            with open_image(path, channel, pixel_size_um) as source:
+                log.info("%s: %s", path.name, source.describe())
+        except UnreadableImage as exc:
+            if skipped is None:
+                raise
+            log.warning("%s: skipped, %s", path, exc.problem)
+            skipped.append((path, exc.problem))
+            continue
+        readable.append(path)
+    return readable
 
 
 def check_outputs(outputs, setting):
@@ -281,19 +312,46 @@ def check_outputs(outputs, setting):
         raise InputError(setting, f"names unknown outputs {unknown}", f"Choose from {list(OUTPUTS)}")
 
 
-def segment_images(segmenter, images, out_dir, outputs=DEFAULT_OUTPUTS, pixel_size_um=None, skipped=()):
+def segment_images(segmenter, images, out_dir, outputs=DEFAULT_OUTPUTS, pixel_size_um=None, skipped=(), strict=True):
     """Label each image into out_dir/<stem>.<outputs> (each image's files written whole or not at
     all) and out_dir/summary.csv (one row per image), with progress over the images and over the
-    tiles of each. pixel_size_um None: each image's own (segment.pixel_size_um, else the file's).
-    skipped: (path, reason) of entries that were not images, each a summary row saying why."""
-    rows = []
-    with progress(images, desc="images", unit="image", log=log) as bar:
+    tiles of each.
+    pixel_size_um None: each image's own (segment.pixel_size_um, else the file's). skipped:
+    (path, reason) of entries that were not images, each a summary row saying why. strict False:
+    an image that turns out unreadable while it is labelled (a corrupt tile) is skipped too,
+    nothing written for it, where strict stops the run. The model card's cautions are logged
+    once each, with the number of images they concern. Returns the summary (a DataFrame)."""
+    rows, skipped = [], list(skipped)
+    with segmenter.gathered_cautions(), progress(images, desc="images", unit="image", log=log) as bar:
         for path in bar:
-            with progress(desc=path.name, unit="tile", log=log, leave=False, position=1, delay=LOG_INTERVAL_S) as tiles:
-                rows.append(segmenter.to_files(path, out_dir, outputs, pixel_size_um, tiles=tiles))
-            log.info("%s: %d nuclei", path.name, rows[-1]["nuclei"])
+            try:
+                with progress(desc=path.name, unit="tile", log=log, leave=False, position=1, delay=LOG_INTERVAL_S) as tiles:
+                    rows.append(segmenter.to_files(path, out_dir, outputs, pixel_size_um, tiles=tiles))
+            except UnreadableImage as exc:
+                if strict:
+                    raise
+                log.warning("%s: skipped, %s", path, exc.problem)
+                skipped.append((path, exc.problem))
+                continue
+            log.info("%s: %s", path.name, counted(rows[-1]["nuclei"], "nucleus", "nuclei"))
     rows = [{**row, "status": "segmented"} for row in rows] + [{"image": Path(p).name, "status": f"skipped: {why}"} for p, why in skipped]
-    (pd.DataFrame(rows) if rows else pd.DataFrame(columns=["image", "status"])).to_csv(Path(out_dir) / "summary.csv", index=False)
+    summary = write_summary(pd.DataFrame(rows) if rows else pd.DataFrame(columns=["image", "status"]), Path(out_dir))
+    return summary
+
+
+# Integer columns of summary.csv: pandas reads a column with empty cells (skipped rows) as
+# floats and would write 12 nuclei as 12.0.
+SUMMARY_COUNTS = ("nuclei", "min_seed_area", "min_area")
+
+
+def write_summary(summary, out_dir):
+    """out_dir/summary.csv from its DataFrame, counts as integers (empty where skipped); returns it."""
+    summary = summary.copy()
+    for column in SUMMARY_COUNTS:
+        if column in summary:
+            summary[column] = summary[column].astype("Int64")
+    summary.to_csv(out_dir / "summary.csv", index=False)
+    return summary
 
 
 def segment_folder(
@@ -358,5 +416,5 @@ def gather_shards(shard_dirs, out_dir):
                     _link(path, tmp / path.name)
         joined = [{**merge_parts(dirs, tmp, stem), "status": "segmented"} for stem, dirs in sorted(parts.items())]
         rows = [frame for frame in (*summaries, pd.DataFrame(joined)) if len(frame)]  # a shard may have only parts
-        pd.concat(rows).sort_values("image").to_csv(tmp / "summary.csv", index=False)
+        write_summary(pd.concat(rows).sort_values("image"), tmp)
     log.info("gathered %d label images from %d shards", len(list(Path(out_dir).glob("*.tif"))), len(shard_dirs))

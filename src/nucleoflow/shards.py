@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from .errors import counted
 from .formats import TIFF_TILE, write_label_ome_tiff, write_ome_zarr
 from .io import replace_into
 from .outputs import SUFFIXES, NucleusOutputs, area_summary, channel_planes
@@ -70,7 +71,8 @@ def merge_parts(part_dirs, out_dir, stem):
             write_ome_zarr(paths["ome_zarr"], planes, nuclei.channel_names, labels, pixel_size_um)
         replace_into(paths.values(), out_dir)
     trimmed, dropped = counts["trimmed"], counts["dropped"]
-    log.info("%s: %d parts joined, %d nuclei; where parts overlap %d nuclei trimmed, %d dropped", stem, len(parts), len(nuclei.areas), trimmed, dropped)
+    found = counted(len(nuclei.areas), "nucleus", "nuclei")
+    log.info("%s: %d parts joined, %s; where parts overlap %d nuclei trimmed, %d dropped", stem, len(parts), found, trimmed, dropped)
     return {"image": Path(first["image"]).name, **area_summary(nuclei.areas, pixel_size_um), **first["about"]}
 
 
