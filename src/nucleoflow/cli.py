@@ -36,7 +36,8 @@ Label every nucleus in 2D microscopy images (fluorescence, brightfield or H&E; g
 RGBA; 8 or 16 bit; any size) with a U-Net and a seeded watershed. Each INPUT image gets
 OUT/<stem>.tif (uint32 labels: 0 is background, 1..N the nuclei) and the other --outputs;
 OUT/summary.csv has a row per image (nucleus count, median area, thresholds used), and a row
-for each file skipped with why."""
+for each file skipped with why (with --outputs overlay also OUT/index.html: that table with a
+thumbnail of each image's overlay)."""
 
 SEGMENT_EPILOG = """\
 examples:

@@ -19,6 +19,7 @@ from .formats import write_label_ome_tiff, write_ome_zarr
 from .io import replace_into, staging_dir
 from .options import SPLIT_ABOVE_MP, ThresholdSet, split_options
 from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES, NucleusOutputs, channel_planes
+from .overlay import INDEX, Overlay, write_index
 from .pool import Workers
 from .progress import LOG_INTERVAL_S, progress
 from .reader import IMAGE_SUFFIXES, image_entries, image_size
@@ -163,7 +164,7 @@ class Segmenter:
         return self.to_files(image_path, out_path.parent, ["labels"], pixel_size_um, stem=out_path.name.removesuffix(".tif"), tiles=tiles)["nuclei"]
 
     def to_files(self, image_path, out_dir, outputs=DEFAULT_OUTPUTS, pixel_size_um=None, channel_names=None, stem=None, tiles=None):
-        """Label an image file of any size into out_dir/<stem>.{tif,csv,geojson,rois.zip,ome.zarr}
+        """Label an image file of any size into out_dir/<stem>.{tif,csv,geojson,rois.zip,ome.zarr,overlay.png}
         (the `outputs` named; outputs.OUTPUTS), all of them or none, reading and writing block by
         block; returns the image's summary row (nuclei, median area, thresholds, modality, model)."""
         image_path, out_dir = Path(image_path), Path(out_dir)
@@ -181,13 +182,17 @@ class Segmenter:
                 labels = paths.get("labels", Path(tmp) / "labels.tif")  # the OME-Zarr is made from them
                 planes = channel_planes(source)
                 nuclei = NucleusOutputs(paths, planes, channel_names, pixel_size_um)
+                overlay = Overlay((source.height, source.width)) if "overlay" in paths else None
                 try:
                     with contextlib.closing(self._bands(source, thresholds, tiles, nuclei.on_block)) as bands:
-                        write_label_ome_tiff(labels, bands, (source.height, source.width), pixel_size_um)
+                        shown = overlay.tap(bands) if overlay else bands
+                        write_label_ome_tiff(labels, shown, (source.height, source.width), pixel_size_um)
                 finally:
                     nuclei.close()
                 if "ome_zarr" in paths:
                     write_ome_zarr(paths["ome_zarr"], planes, nuclei.channel_names, labels, pixel_size_um)
+                if overlay:
+                    overlay.write(paths["overlay"], source)
                 replace_into(paths.values(), out_dir)
         finally:
             source.close()
@@ -215,7 +220,7 @@ class Segmenter:
             thresholds = self.thresholds_for(source)
             note = self.caution(source)
             with staging_dir(part_dir) as tmp:
-                paths = {name: tmp / f"{PART}{SUFFIXES[name]}" for name in outputs if name != "ome_zarr"}
+                paths = {name: tmp / f"{PART}{SUFFIXES[name]}" for name in outputs if name not in ("ome_zarr", "overlay")}  # made by the join
                 nuclei = NucleusOutputs(paths, channel_planes(source), list(source.channel_names), pixel_size_um)
                 blocks = []  # [first label, y0, x0, y1, x1] of each block's region
 
@@ -315,7 +320,7 @@ def check_outputs(outputs, setting):
 def segment_images(segmenter, images, out_dir, outputs=DEFAULT_OUTPUTS, pixel_size_um=None, skipped=(), strict=True):
     """Label each image into out_dir/<stem>.<outputs> (each image's files written whole or not at
     all) and out_dir/summary.csv (one row per image), with progress over the images and over the
-    tiles of each.
+    tiles of each; with the overlay output also out_dir/index.html (overlay.write_index).
     pixel_size_um None: each image's own (segment.pixel_size_um, else the file's). skipped:
     (path, reason) of entries that were not images, each a summary row saying why. strict False:
     an image that turns out unreadable while it is labelled (a corrupt tile) is skipped too,
@@ -336,6 +341,8 @@ def segment_images(segmenter, images, out_dir, outputs=DEFAULT_OUTPUTS, pixel_si
             log.info("%s: %s", path.name, counted(rows[-1]["nuclei"], "nucleus", "nuclei"))
     rows = [{**row, "status": "segmented"} for row in rows] + [{"image": Path(p).name, "status": f"skipped: {why}"} for p, why in skipped]
     summary = write_summary(pd.DataFrame(rows) if rows else pd.DataFrame(columns=["image", "status"]), Path(out_dir))
+    if "overlay" in outputs:
+        write_index(Path(out_dir) / INDEX, summary, overlay_name)
     return summary
 
 
@@ -352,6 +359,11 @@ def write_summary(summary, out_dir):
             summary[column] = summary[column].astype("Int64")
     summary.to_csv(out_dir / "summary.csv", index=False)
     return summary
+
+
+def overlay_name(image):
+    """The file name of the overlay of an image (its name in summary.csv)."""
+    return f"{output_stem(image)}{SUFFIXES['overlay']}"
 
 
 def segment_folder(
@@ -402,11 +414,13 @@ def gather_shards(shard_dirs, out_dir):
     """Merge the shards' outputs into one folder (hard links where possible, else copies), the
     parts of split images joined (shards.merge_parts), their summaries into one summary.csv."""
     with staging_dir(out_dir) as tmp:
-        summaries, parts = [], {}
+        summaries, parts, index = [], {}, False
         for shard in shard_dirs:
             for path in sorted(Path(shard).iterdir()):
                 if path.name == "summary.csv":
                     summaries.append(pd.read_csv(path))
+                elif path.name == INDEX:  # each shard's page shows its own images: one for all is written below
+                    index = True
                 elif path.name == PARTS:
                     for part in path.iterdir():
                         parts.setdefault(part.name, []).append(part)
@@ -416,5 +430,7 @@ def gather_shards(shard_dirs, out_dir):
                     _link(path, tmp / path.name)
         joined = [{**merge_parts(dirs, tmp, stem), "status": "segmented"} for stem, dirs in sorted(parts.items())]
         rows = [frame for frame in (*summaries, pd.DataFrame(joined)) if len(frame)]  # a shard may have only parts
-        write_summary(pd.concat(rows).sort_values("image"), tmp)
+        summary = write_summary(pd.concat(rows).sort_values("image"), tmp)
+        if index:
+            write_index(tmp / INDEX, summary, overlay_name)
     log.info("gathered %d label images from %d shards", len(list(Path(out_dir).glob("*.tif"))), len(shard_dirs))
