@@ -303,7 +303,8 @@ class RegionSource:
     def _strided(self, channels):
         sy, sx = max(1, self.height // 512), max(1, self.width // 512)
         rows = sy * max(1, 256 // sy)
-        bands = [self.read_channels(y, min(y + rows, self.height), 0, self.width, channels)[::sy, ::sx] for y in range(0, self.height, rows)]
+        # Copies: a strided view would keep its whole band alive, so the list would hold the image.
+        bands = [self.read_channels(y, min(y + rows, self.height), 0, self.width, channels)[::sy, ::sx].copy() for y in range(0, self.height, rows)]
         return np.concatenate(bands)
 
     @property
@@ -324,7 +325,8 @@ class RegionSource:
         if not hasattr(self, "_sample"):
             sy, sx = max(1, self.height // 512), max(1, self.width // 512)
             rows = sy * max(1, 256 // sy)
-            bands = [self.read(y, min(y + rows, self.height), 0, self.width)[::sy, ::sx] for y in range(0, self.height, rows)]
+            # Copies: a strided view would keep its whole band alive, so the list would hold the image.
+            bands = [self.read(y, min(y + rows, self.height), 0, self.width)[::sy, ::sx].copy() for y in range(0, self.height, rows)]
             channels = max(band.shape[-1] for band in bands)  # gray-looking RGB bands read as gray
             self._sample = np.concatenate([np.broadcast_to(b, b.shape[:2] + (channels,)) for b in bands])
         return self._sample
