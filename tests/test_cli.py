@@ -117,7 +117,7 @@ def test_errors_name_the_flags_and_list_channels_readably(crops):
         assert result.returncode == 1, (args, result.stderr)
         for needle in (*needles, "nucleoflow: error: "):
             assert needle in result.stderr, (args, needle, result.stderr)
-        for wrong in ("segment.", "no names", "from 0 to 0", "1 channels", "Traceback"):
+        for wrong in ("segment.", "(no names)", "are no names", "from 0 to 0", "1 channels", "Traceback"):
             assert wrong not in result.stderr, (args, wrong, result.stderr)
     assert not (folder / "never").exists()
     from nucleoflow.cli import FLAGS
