@@ -239,7 +239,7 @@ def test_two_channel_ome_tiff_gets_its_channel_names_and_pixel_size_in_every_out
     two_channel_ome_tiff(folder / "cells.ome.tif", np.asarray(Image.open(real_images / "gray.png")), 0.65)
     out = tmp_path / "segment"
     segment_folder(folder, out, "dsb2018_unet", outputs=OUTPUTS, channel="DAPI")
-    assert sorted(p.name for p in out.iterdir()) == sorted(["summary.csv", *(f"cells{s}" for s in SUFFIXES.values())])
+    assert sorted(p.name for p in out.iterdir()) == sorted(["summary.csv", "index.html", *(f"cells{s}" for s in SUFFIXES.values())])  # index: overlay's
     table = pd.read_csv(out / "cells.csv")
     labels = tifffile.imread(out / "cells.tif")
     assert len(table) == labels.max() > 0 and {"mean_intensity_DAPI", "mean_intensity_GFP"} <= set(table.columns)

@@ -13,19 +13,31 @@ from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from .errors import InputError
+from .errors import InputError, counted, spelled_as
 from .options import RANGES, Thresholds, Tiling
 from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES
+from .progress import PROGRESS
 from .reader import IMAGE_SUFFIXES, is_zarr
 from .shipped import DEFAULT, model_path, shipped_models
 
-log = logging.getLogger("nucleoflow")
+log = logging.getLogger("nucleoflow.cli")
+
+# The settings the library's messages name (errors.setting: config keys) as this command's
+# flags, so an error tells a command-line user what to type (tests check each is a flag here).
+FLAGS = {
+    "segment.channel": "--channel",
+    "segment.pixel_size_um": "--pixel-size",
+    "segment.model": "--model",
+    "predict.tile_size": "--tile",
+}
 
 SEGMENT_HELP = """\
 Label every nucleus in 2D microscopy images (fluorescence, brightfield or H&E; gray, RGB or
 RGBA; 8 or 16 bit; any size) with a U-Net and a seeded watershed. Each INPUT image gets
 OUT/<stem>.tif (uint32 labels: 0 is background, 1..N the nuclei) and the other --outputs;
-OUT/summary.csv has a row per image (nucleus count, median area, thresholds used)."""
+OUT/summary.csv has a row per image (nucleus count, median area, thresholds used), and a row
+for each file skipped with why (with --outputs overlay also OUT/index.html: that table with a
+thumbnail of each image's overlay)."""
 
 SEGMENT_EPILOG = """\
 examples:
@@ -94,6 +106,12 @@ def _add_segment(commands):
         metavar="UM",
         help="pixel side in micrometres, for the OME metadata and measurements (default: each image's metadata, if any)",
     )
+    io.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop, writing nothing, at an image that cannot be read (default: skip it, with why in the log and summary.csv)",
+    )
+    io.add_argument("-v", "--verbose", action="store_true", help="log each image's size, channels and nuclei found (default: the progress bar and warnings)")
     io.add_argument(
         "--channel",
         metavar="C",
@@ -237,12 +255,14 @@ def _segment(args):
     check_targets(run_targets(images, args.output, args.outputs), [*args.inputs, *images], remedy)
     tiling = {f.name: getattr(args, f.name) for f in dataclasses.fields(Tiling)}
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Thresholds) if getattr(args, f.name) is not None}
-    check_images(images, args.channel, args.pixel_size or 0)
+    images = check_images(images, args.channel, args.pixel_size or 0, None if args.strict else skipped)
     workers = args.workers or args.threads
     with Segmenter(model_path(args.model), args.threads, args.diameter, args.channel, args.pixel_size or 0, workers, **tiling, **overrides) as segmenter:
         args.output.mkdir(parents=True, exist_ok=True)
-        segment_images(segmenter, images, args.output, args.outputs, skipped=skipped)
-    log.info("segmented %d images into %s", len(images), args.output)
+        summary = segment_images(segmenter, images, args.output, args.outputs, skipped=skipped, strict=args.strict)
+    done = int((summary["status"] == "segmented").sum())
+    others = f", {len(summary) - done} skipped (summary.csv says why)" if len(summary) > done else ""
+    log.info("%s segmented into %s%s", counted(done, "image"), args.output, others)
 
 
 def parser():
@@ -254,11 +274,21 @@ def parser():
     return main_parser
 
 
+def _quiet(record):
+    """Without --verbose, what the user reads: warnings and errors, the progress bar's lines and
+    this command's own; not the per-image details (size, channels, nuclei found)."""
+    return record.levelno >= logging.WARNING or getattr(record, PROGRESS, False) or record.name == log.name
+
+
 def main(argv=None):
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    if not getattr(args, "verbose", False):
+        handler.addFilter(_quiet)
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
-        with logging_redirect_tqdm():
+        with logging_redirect_tqdm(), spelled_as(FLAGS):
             args.run(args)
     except (InputError, ValueError) as exc:
         print(f"nucleoflow: error: {exc}", file=sys.stderr)

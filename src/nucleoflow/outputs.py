@@ -11,9 +11,18 @@ from scipy import ndimage as ndi
 from .formats import GeoJsonWriter, RoiZipWriter, read_geojson_features, read_rois, renamed_roi, roi_bytes
 from .measure import measure, outline
 
-OUTPUTS = ("labels", "measurements", "geojson", "imagej_rois", "ome_zarr")
+OUTPUTS = ("labels", "measurements", "geojson", "imagej_rois", "ome_zarr", "overlay")
 DEFAULT_OUTPUTS = ("labels", "measurements")
-SUFFIXES = {"labels": ".tif", "measurements": ".csv", "geojson": ".geojson", "imagej_rois": ".rois.zip", "ome_zarr": ".ome.zarr"}
+# No suffix ends another, so two images' outputs never share a name; the folder's index.html
+# (overlay.INDEX) ends in none of them, so no image's output can take its name.
+SUFFIXES = {
+    "labels": ".tif",
+    "measurements": ".csv",
+    "geojson": ".geojson",
+    "imagej_rois": ".rois.zip",
+    "ome_zarr": ".ome.zarr",
+    "overlay": ".overlay.png",
+}
 
 
 class _Planes:

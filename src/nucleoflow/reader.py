@@ -44,7 +44,7 @@ import tifffile
 from PIL import JpegImagePlugin, PngImagePlugin
 
 from .appearance import appearance
-from .errors import InputError
+from .errors import InputError, UnreadableImage, counted, setting, setting_value
 from .options import RANGES
 
 log = logging.getLogger(__name__)
@@ -64,7 +64,12 @@ TIFF_SUFFIXES = (".tif", ".tiff")
 ZARR_SUFFIXES = (".zarr",)
 IMAGE_SUFFIXES = PIL_SUFFIXES + TIFF_SUFFIXES
 
-CHANNEL_REMEDY = "Set segment.channel to the nuclear channel: its index, its name, or rgb for an RGB colour image"
+
+def channel_remedy():
+    """What to do about an image whose nuclear channel is not known (setting: errors.setting)."""
+    return f"Set {setting('segment.channel')} to the nuclear channel: its index, its name, or rgb for an RGB colour image"
+
+
 STACK_REMEDY = "Segment one 2D plane per file: save one plane or a maximum projection (Fiji: Image > Stacks > Z Project)"
 BOMB_REMEDY = f"Check the file; images over {MAX_SIDE} px a side must be split into tiles first"
 _UNITS_UM = {
@@ -88,7 +93,7 @@ def check_pixel_size(value, name, where):
         raise InputError(
             name,
             f"{where} gives a pixel size of {value} um, outside {low}-{high} um",
-            "Set segment.pixel_size_um to the true pixel size in micrometres (it overrides the file's metadata)",
+            f"Set {setting('segment.pixel_size_um')} to the true pixel size in micrometres (it overrides the file's metadata)",
         )
     return float(value)
 
@@ -157,7 +162,7 @@ class RegionSource:
                 raise InputError(
                     name,
                     f"holds {sizes['P']} planes of shape {shape}, and no metadata says whether they are channels, Z slices or time points",
-                    f"If they are channels, set segment.channel to the nuclear one (an index 0-{sizes['P'] - 1}, or rgb for an RGB colour image); "
+                    f"If they are channels, set {setting('segment.channel')} to the nuclear one (an index 0-{sizes['P'] - 1}, or rgb for an RGB colour image); "
                     "if Z slices or time points, segment one 2D plane per file (save one plane or a maximum projection: Fiji, Image > Stacks > Z Project)",
                 )
             axes = axes.replace("P", "C")
@@ -186,7 +191,7 @@ class RegionSource:
         if self.dtype.kind not in "uifb":
             raise InputError(name, f"has unsupported pixel type {self.dtype}", "Save it as 8- or 16-bit integer or float gray or RGB")
         if pixel_size_um:
-            value = check_pixel_size(pixel_size_um, name, "segment.pixel_size_um")
+            value = check_pixel_size(pixel_size_um, name, setting("segment.pixel_size_um"))
             self.pixel_size = (value, value)
         elif pixel_size is not None:
             self.pixel_size = tuple(check_pixel_size(v, name, "its metadata") for v in pixel_size)
@@ -202,38 +207,50 @@ class RegionSource:
 
     def select(self, channel):
         """Indices of the nuclear channel(s) that `channel` (None, index, name or "rgb") picks."""
-        named = any(n != str(i) for i, n in enumerate(self.channel_names))
-        names = ", ".join(f"{i}: {n}" for i, n in enumerate(self.channel_names)) if named else "no names"
-        names = names if self.channels <= 32 else f"{names[:200]}..."
+        n, key = self.channels, setting("segment.channel")
+        named = any(name != str(i) for i, name in enumerate(self.channel_names))
+        listing = ", ".join(f"{i}: {name}" for i, name in enumerate(self.channel_names)) if named else "unnamed"
+        listing = listing if n <= 32 else f"{listing[:200]}..."
+        indices = "0" if n == 1 else "0 or 1" if n == 2 else f"an index from 0 to {n - 1}"
+        only_one = f"Leave {key} unset: the image's one channel is used"
         if isinstance(channel, str) and channel.strip().lstrip("-").isdigit():
             channel = int(channel)
         if channel is None or channel == "":
-            if self.channels == 1:
+            if n == 1:
                 return (0,)
-            if self.rgb and self.channels == 3:
+            if self.rgb and n == 3:
                 return (0, 1, 2)
-            raise InputError(self.name, f"has {self.channels} channels ({names}) and is not an RGB colour image", CHANNEL_REMEDY)
+            raise InputError(self.name, f"has {counted(n, 'channel')} ({listing}) and is not an RGB colour image", channel_remedy())
         if isinstance(channel, bool) or not isinstance(channel, int | str):
-            raise InputError(self.name, f"cannot take segment.channel {channel!r}", CHANNEL_REMEDY)
+            raise InputError(self.name, f"cannot take {key} {channel!r}", channel_remedy())
         if isinstance(channel, int):
-            if not 0 <= channel < self.channels:
+            if not 0 <= channel < n:
+                remedy = f"Set {key} to {indices}, its only channel, or leave it unset" if n == 1 else f"Set {key} to {indices}"
                 raise InputError(
                     self.name,
-                    f"has no channel {channel}: it has {self.channels} ({names})",
-                    f"Set segment.channel to an index from 0 to {self.channels - 1}, or a channel name",
+                    f"has no channel {channel}: it has {counted(n, 'channel')}" + (f" ({listing})" if named else ""),
+                    remedy + (", or a channel name" if named else ""),
                 )
             return (channel,)
         if channel.lower() == "rgb":
-            if self.channels not in (3, 4):
+            if n not in (3, 4):
+                rgb = setting_value("segment.channel", "rgb")
+                remedy = only_one if n == 1 else f"Set {key} to the index{' or name' if named else ''} of the nuclear channel"
                 raise InputError(
                     self.name,
-                    f"has {self.channels} channels ({names}), not the 3 of an RGB (or 4 of an RGBA) image (segment.channel: rgb)",
-                    "Set segment.channel to the index or name of the nuclear channel",
+                    f"has {counted(n, 'channel')}{f' ({listing})' if named else ''}, not the 3 of an RGB (or 4 of an RGBA) image ({rgb})",
+                    remedy,
                 )
             return (0, 1, 2)
         matches = [i for i, n in enumerate(self.channel_names) if n == channel] or [i for i, n in enumerate(self.channel_names) if n.lower() == channel.lower()]
         if len(matches) != 1:
-            raise InputError(self.name, f"has no channel named {channel!r}: its channels are {names}", "Set segment.channel to one of these names or indices")
+            if named:
+                problem, remedy = f"its channels are {listing}", f"Set {key} to one of these names or indices"
+            elif n == 1:
+                problem, remedy = "its one channel has no name in its metadata", only_one
+            else:
+                problem, remedy = f"its {n} channels have no names in its metadata", f"Set {key} to an index: {indices}"
+            raise InputError(self.name, f"has no channel named {channel!r}: {problem}", remedy)
         return (matches[0],)
 
     def read_channels(self, y0, y1, x0, x1, channels=None):
@@ -244,7 +261,7 @@ class RegionSource:
         except InputError:
             raise
         except Exception as exc:
-            raise InputError(
+            raise UnreadableImage(
                 self.name,
                 f"cannot be decoded at rows {y0}-{y1}, columns {x0}-{x1} ({type(exc).__name__}: {exc})",
                 "The file is corrupt or truncated: replace it or remove it from the input",
@@ -287,7 +304,8 @@ class RegionSource:
     def _strided(self, channels):
         sy, sx = max(1, self.height // 512), max(1, self.width // 512)
         rows = sy * max(1, 256 // sy)
-        bands = [self.read_channels(y, min(y + rows, self.height), 0, self.width, channels)[::sy, ::sx] for y in range(0, self.height, rows)]
+        # Copies: a strided view would keep its whole band alive, so the list would hold the image.
+        bands = [self.read_channels(y, min(y + rows, self.height), 0, self.width, channels)[::sy, ::sx].copy() for y in range(0, self.height, rows)]
         return np.concatenate(bands)
 
     @property
@@ -308,7 +326,8 @@ class RegionSource:
         if not hasattr(self, "_sample"):
             sy, sx = max(1, self.height // 512), max(1, self.width // 512)
             rows = sy * max(1, 256 // sy)
-            bands = [self.read(y, min(y + rows, self.height), 0, self.width)[::sy, ::sx] for y in range(0, self.height, rows)]
+            # Copies: a strided view would keep its whole band alive, so the list would hold the image.
+            bands = [self.read(y, min(y + rows, self.height), 0, self.width)[::sy, ::sx].copy() for y in range(0, self.height, rows)]
             channels = max(band.shape[-1] for band in bands)  # gray-looking RGB bands read as gray
             self._sample = np.concatenate([np.broadcast_to(b, b.shape[:2] + (channels,)) for b in bands])
         return self._sample
@@ -363,7 +382,7 @@ def _ome_info(tif, name):
             raise InputError(
                 name,
                 f"gives PhysicalSize{axis} in the unknown unit {pixels.get(f'PhysicalSize{axis}Unit')!r}",
-                "Set segment.pixel_size_um to the pixel size in micrometres",
+                f"Set {setting('segment.pixel_size_um')} to the pixel size in micrometres",
             )
         size.append(float(value) * factor)
     return names, tuple(size), len(images)
@@ -511,7 +530,7 @@ def _pil_image(data, name):
         return PngImagePlugin.PngImageFile(io.BytesIO(data))
     if data[:3] == b"\xff\xd8\xff":
         return JpegImagePlugin.JpegImageFile(io.BytesIO(data))
-    raise InputError(
+    raise UnreadableImage(
         name,
         "cannot be decoded as an image (unrecognised or truncated data: not a PNG, JPEG or TIFF file)",
         "The file is corrupt or truncated: replace it or remove it from the input",
@@ -637,17 +656,17 @@ def open_image(path, channel=None, pixel_size_um=0):
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise InputError(path, f"cannot be read ({exc.strerror})", "Check that it exists and is readable (a broken link?)") from exc
+        raise UnreadableImage(path, f"cannot be read ({exc.strerror})", "Check that it exists and is readable (a broken link?)") from exc
     if path.suffix.lower() not in TIFF_SUFFIXES:
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise InputError(path, f"cannot be read ({exc.strerror})", "Check that it exists and is readable") from exc
+            raise UnreadableImage(path, f"cannot be read ({exc.strerror})", "Check that it exists and is readable") from exc
         return open_bytes(data, name, channel, pixel_size_um)
     try:
         tif = tifffile.TiffFile(path)
     except Exception as exc:
-        raise InputError(path, f"cannot be read as a TIFF ({type(exc).__name__}: {exc})", "The file is corrupt or truncated: replace it") from exc
+        raise UnreadableImage(path, f"cannot be read as a TIFF ({type(exc).__name__}: {exc})", "The file is corrupt or truncated: replace it") from exc
     try:
         return _open_tiff(tif, name, channel, pixel_size_um, size, lazy_path=path)
     except InputError:
@@ -655,7 +674,7 @@ def open_image(path, channel=None, pixel_size_um=0):
         raise
     except Exception as exc:
         tif.close()
-        raise InputError(path, f"cannot be read ({type(exc).__name__}: {exc})", "The file is corrupt or truncated: replace it") from exc
+        raise UnreadableImage(path, f"cannot be read ({type(exc).__name__}: {exc})", "The file is corrupt or truncated: replace it") from exc
 
 
 def image_size(path, channel=None, pixel_size_um=0):
@@ -668,7 +687,7 @@ def image_size(path, channel=None, pixel_size_um=0):
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise InputError(path, f"cannot be read ({exc.strerror})", "Check that it exists and is readable") from exc
+        raise UnreadableImage(path, f"cannot be read ({exc.strerror})", "Check that it exists and is readable") from exc
     with _pil_image(data, str(path)) as img:
         return img.height, img.width
 
@@ -686,7 +705,8 @@ def open_bytes(data, name, channel=None, pixel_size_um=0):
         raise
     except Exception as exc:
         detail = "unrecognised or truncated data" if isinstance(exc, SyntaxError) else f"{type(exc).__name__}: {exc}"
-        raise InputError(name, f"cannot be decoded as an image ({detail})", "The file is corrupt or truncated: replace it or remove it from the input") from exc
+        remedy = "The file is corrupt or truncated: replace it or remove it from the input"
+        raise UnreadableImage(name, f"cannot be decoded as an image ({detail})", remedy) from exc
 
 
 def image_entries(folder):

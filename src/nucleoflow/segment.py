@@ -14,11 +14,12 @@ import pandas as pd
 
 from .blocks import PartRows, RegionSource, label_bands, label_image, open_image, part_rows
 from .engine import check_tile, load_engine
-from .errors import InputError
+from .errors import InputError, UnreadableImage, counted
 from .formats import write_label_ome_tiff, write_ome_zarr
 from .io import atomic_path, check_no_clobber, nuclei_phrase, replace_into, staging_dir
 from .options import SPLIT_ABOVE_MP, ThresholdSet, check_ranges, split_options
 from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES, NucleusOutputs, channel_planes
+from .overlay import INDEX, Overlay, write_index
 from .pool import Workers
 from .progress import LOG_INTERVAL_S, progress
 from .reader import IMAGE_SUFFIXES, image_entries, image_size
@@ -73,6 +74,7 @@ class Segmenter:
         self.sizes = self.metadata.get("nucleus_diameter_px")
         # Modalities the model is known to fail on, with what to do (the card's "caution").
         self.cautions = self.metadata.get("caution", {})
+        self._cautioned = None  # within gathered_cautions: {(modality, note): [image names]}
 
     def __enter__(self):
         return self
@@ -85,11 +87,29 @@ class Segmenter:
         self.workers.close()
 
     def caution(self, source):
-        """The card's warning for this image's modality (logged), or "" when it has none."""
-        note = self.cautions.get(source.appearance.modality, "")
-        if note:
-            log.warning("%s: %s image: %s", source.name, source.appearance.modality, note)
+        """The card's warning for this image's modality (logged, or gathered: gathered_cautions),
+        or "" when it has none."""
+        modality = source.appearance.modality
+        note = self.cautions.get(modality, "")
+        if note and self._cautioned is not None:
+            self._cautioned.setdefault((modality, note), []).append(Path(source.name).name)
+        elif note:
+            log.warning("%s: %s image: %s", source.name, modality, note)
         return note
+
+    @contextlib.contextmanager
+    def gathered_cautions(self):
+        """Within: the card's cautions are not logged image by image but once each on leaving,
+        with the number of images they concern (a run over a folder says each once)."""
+        outer, self._cautioned = self._cautioned, {}
+        try:
+            yield
+        finally:
+            gathered, self._cautioned = self._cautioned, outer
+            for (modality, note), names in gathered.items():
+                shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+                verb = "is" if len(names) == 1 else "are"
+                log.warning("%s %s %s (%s): %s", counted(len(names), "image"), verb, modality, shown, note)
 
     def thresholds_for(self, source):
         """The postprocess thresholds for one image (a RegionSource): those of its modality."""
@@ -152,7 +172,7 @@ class Segmenter:
         return self.to_files(image_path, out_path.parent, ["labels"], pixel_size_um, stem=out_path.name.removesuffix(".tif"), tiles=tiles)["nuclei"]
 
     def to_files(self, image_path, out_dir, outputs=DEFAULT_OUTPUTS, pixel_size_um=None, channel_names=None, stem=None, tiles=None):
-        """Label an image file of any size into out_dir/<stem>.{tif,csv,geojson,rois.zip,ome.zarr}
+        """Label an image file of any size into out_dir/<stem>.{tif,csv,geojson,rois.zip,ome.zarr,overlay.png}
         (the `outputs` named; outputs.OUTPUTS), all of them or none, reading and writing block by
         block; returns the image's summary row (nuclei, median area, thresholds, modality, model)."""
         image_path, out_dir = Path(image_path), Path(out_dir)
@@ -171,13 +191,17 @@ class Segmenter:
                 labels = paths.get("labels", Path(tmp) / "labels.tif")  # the OME-Zarr is made from them
                 planes = channel_planes(source)
                 nuclei = NucleusOutputs(paths, planes, channel_names, pixel_size_um)
+                overlay = Overlay((source.height, source.width)) if "overlay" in paths else None
                 try:
                     with contextlib.closing(self._bands(source, thresholds, tiles, nuclei.on_block)) as bands:
-                        write_label_ome_tiff(labels, bands, (source.height, source.width), pixel_size_um)
+                        shown = overlay.tap(bands) if overlay else bands
+                        write_label_ome_tiff(labels, shown, (source.height, source.width), pixel_size_um)
                 finally:
                     nuclei.close()
                 if "ome_zarr" in paths:
                     write_ome_zarr(paths["ome_zarr"], planes, nuclei.channel_names, labels, pixel_size_um)
+                if overlay:
+                    overlay.write(paths["overlay"], source)
                 replace_into(paths.values(), out_dir)
         finally:
             source.close()
@@ -206,7 +230,7 @@ class Segmenter:
             thresholds = self.thresholds_for(source)
             note = self.caution(source)
             with staging_dir(part_dir) as tmp:
-                paths = {name: tmp / f"{PART}{SUFFIXES[name]}" for name in outputs if name != "ome_zarr"}
+                paths = {name: tmp / f"{PART}{SUFFIXES[name]}" for name in outputs if name not in ("ome_zarr", "overlay")}  # made by the join
                 nuclei = NucleusOutputs(paths, channel_planes(source), list(source.channel_names), pixel_size_um)
                 blocks = []  # [first label, y0, x0, y1, x1] of each block's region
 
@@ -276,8 +300,9 @@ def image_targets(image, out_dir, outputs, stem=None):
 
 def run_targets(images, out_dir, outputs):
     """(path, what) of every file a run over `images` writes into out_dir: each image's outputs
-    and the run's summary."""
-    return [target for path in images for target in image_targets(path, out_dir, outputs)] + [(Path(out_dir) / SUMMARY, "the summary of the run")]
+    and the run's summary (and index page, with overlays)."""
+    run = [(Path(out_dir) / SUMMARY, "the summary of the run")] + ([(Path(out_dir) / INDEX, "the index page of the run")] if "overlay" in outputs else [])
+    return [target for path in images for target in image_targets(path, out_dir, outputs)] + run
 
 
 CLASH_REMEDY = f"Rename one of the images: an image <stem> gets <stem>{', <stem>'.join(SUFFIXES.values())} (the outputs chosen); the run writes {SUMMARY}"
@@ -290,11 +315,23 @@ def check_targets(targets, inputs, remedy):
     check_no_clobber(targets, inputs, remedy, CLASH_REMEDY)
 
 
-def check_images(images, channel=None, pixel_size_um=0):
-    """Open every image (layout, channel, pixel size, size limits) before any work; logs each."""
+def check_images(images, channel=None, pixel_size_um=0, skipped=None):
+    """Open every image (layout, channel, pixel size, size limits) before any work; logs each.
+    Returns the images to segment: all of them, or with `skipped` (a list) given, those that
+    could be read, each other one logged and appended to it as (path, why)."""
+    readable = []
     for path in images:
-        with open_image(path, channel, pixel_size_um) as source:
-            log.info("%s: %s", path.name, source.describe())
+        try:
+            with open_image(path, channel, pixel_size_um) as source:
+                log.info("%s: %s", path.name, source.describe())
+        except UnreadableImage as exc:
+            if skipped is None:
+                raise
+            log.warning("%s: skipped, %s", path, exc.problem)
+            skipped.append((path, exc.problem))
+            continue
+        readable.append(path)
+    return readable
 
 
 def check_outputs(outputs, setting):
@@ -304,31 +341,52 @@ def check_outputs(outputs, setting):
         raise InputError(setting, f"names unknown outputs {unknown}", f"Choose from {list(OUTPUTS)}")
 
 
-def segment_images(segmenter, images, out_dir, outputs=DEFAULT_OUTPUTS, pixel_size_um=None, skipped=()):
+def segment_images(segmenter, images, out_dir, outputs=DEFAULT_OUTPUTS, pixel_size_um=None, skipped=(), strict=True):
     """Label each image into out_dir/<stem>.<outputs> (each image's files written whole or not at
     all) and out_dir/summary.csv (one row per image), with progress over the images and over the
-    tiles of each. pixel_size_um None: each image's own (segment.pixel_size_um, else the file's).
-    skipped: (path, reason) of entries that were not images, each a summary row saying why."""
+    tiles of each; with the overlay output also out_dir/index.html (overlay.write_index).
+    pixel_size_um None: each image's own (segment.pixel_size_um, else the file's). skipped:
+    (path, reason) of entries that were not images, each a summary row saying why. strict False:
+    an image that turns out unreadable while it is labelled (a corrupt tile) is skipped too,
+    nothing written for it, where strict stops the run. The model card's cautions are logged
+    once each, with the number of images they concern. Returns the summary (a DataFrame)."""
     check_targets(run_targets(images, out_dir, outputs), images, "Write the outputs elsewhere: choose an out_dir that holds no input")
-    rows = []
-    with progress(images, desc="images", unit="image", log=log) as bar:
+    rows, skipped = [], list(skipped)
+    with segmenter.gathered_cautions(), progress(images, desc="images", unit="image", log=log) as bar:
         for path in bar:
-            with progress(desc=path.name, unit="tile", log=log, leave=False, position=1, delay=LOG_INTERVAL_S) as tiles:
-                rows.append(segmenter.to_files(path, out_dir, outputs, pixel_size_um, tiles=tiles))
+            try:
+                with progress(desc=path.name, unit="tile", log=log, leave=False, position=1, delay=LOG_INTERVAL_S) as tiles:
+                    rows.append(segmenter.to_files(path, out_dir, outputs, pixel_size_um, tiles=tiles))
+            except UnreadableImage as exc:
+                if strict:
+                    raise
+                log.warning("%s: skipped, %s", path, exc.problem)
+                skipped.append((path, exc.problem))
+                continue
             log.info("%s: %s", path.name, nuclei_phrase(rows[-1]["nuclei"]))
     rows = [{**row, "status": "segmented"} for row in rows] + [{"image": Path(p).name, "status": f"skipped: {why}"} for p, why in skipped]
-    write_summary(pd.DataFrame(rows) if rows else pd.DataFrame(columns=["image", "status"]), Path(out_dir) / SUMMARY)
+    summary = write_summary(pd.DataFrame(rows) if rows else pd.DataFrame(columns=["image", "status"]), Path(out_dir) / SUMMARY)
+    if "overlay" in outputs:
+        write_index(Path(out_dir) / INDEX, summary, overlay_name)
+    return summary
 
 
 def write_summary(frame, path):
-    """summary.csv from its rows (a DataFrame), whole or not at all, as every output. Counts and
-    integer thresholds stay integers where some rows lack them (a skipped entry's), instead of
-    pandas' floats ("12.0" nuclei)."""
+    """summary.csv from its rows (a DataFrame), whole or not at all, as every output; returns what
+    it wrote. Counts and integer thresholds stay integers where some rows lack them (a skipped
+    entry's), instead of pandas' floats ("12.0" nuclei)."""
+    frame = frame.copy()
     for column in SUMMARY_INTEGERS:
         if column in frame and frame[column].dropna().mod(1).eq(0).all():
             frame[column] = frame[column].astype("Int64")
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
+    return frame
+
+
+def overlay_name(image):
+    """The file name of the overlay of an image (its name in summary.csv)."""
+    return f"{output_stem(image)}{SUFFIXES['overlay']}"
 
 
 def segment_folder(
@@ -383,11 +441,13 @@ def gather_shards(shard_dirs, out_dir):
     """Merge the shards' outputs into one folder (hard links where possible, else copies), the
     parts of split images joined (shards.merge_parts), their summaries into one summary.csv.
     Hidden entries (Snakemake's .snakemake_timestamp) are not outputs: left out."""
-    files, summaries, parts = [], [], {}
+    files, summaries, parts, index = [], [], {}, False
     for shard in shard_dirs:
         for path in sorted(Path(shard).iterdir()):
             if path.name == SUMMARY:
                 summaries.append(path)
+            elif path.name == INDEX:  # each shard's page shows its own images: one for all is written below
+                index = True
             elif path.name == PARTS:
                 for part in path.iterdir():
                     parts.setdefault(part.name, []).append(part)
@@ -409,5 +469,7 @@ def gather_shards(shard_dirs, out_dir):
                 _link(path, tmp / path.name)
         joined = [{**merge_parts(dirs, tmp, stem), "status": "segmented"} for stem, dirs in sorted(parts.items())]
         rows = [frame for frame in (*map(pd.read_csv, summaries), pd.DataFrame(joined)) if len(frame)]  # a shard may have only parts
-        write_summary(pd.concat(rows).sort_values("image"), tmp / SUMMARY)
+        summary = write_summary(pd.concat(rows).sort_values("image"), tmp / SUMMARY)
+        if index:
+            write_index(tmp / INDEX, summary, overlay_name)
     log.info("gathered %d label images from %d shards", len(list(Path(out_dir).glob("*.tif"))), len(shard_dirs))
