@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from .errors import counted
 from .formats import TIFF_TILE, write_label_ome_tiff, write_ome_zarr
 from .io import nuclei_phrase, replace_into
 from .outputs import SUFFIXES, NucleusOutputs, area_summary, channel_planes
