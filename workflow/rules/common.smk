@@ -221,7 +221,7 @@ def cpu_training_note(config, model="results/model/model.pt"):
     """A warning, before any job, when the train rule is still to run, this machine has no
     NVIDIA GPU and the schedule is not fitted to a time budget; else None."""
     train = config["train"]
-    if Path(model).exists() or train["budget_min"] or shutil.which("nvidia-smi") or Path("/dev/nvidia0").exists():
+    if Path(model).exists() or train["budget_min"] or shutil.which("nvidia-smi"):
         return None
     crops = train["epochs"] * train["samples_per_epoch"]
     hours = crops / CPU_CROPS_PER_S / 3600
