@@ -109,7 +109,6 @@ def test_errors_name_the_flags_and_list_channels_readably(crops):
         ("two.tif", "--channel", "DAPI"): ["has no channel named 'DAPI': its 2 channels have no names in its metadata. Set --channel to an index: 0 or 1"],
         ("two.tif", "--channel", "rgb"): ["has 2 channels, not the 3 of an RGB (or 4 of an RGBA) image (--channel rgb)", "Set --channel to the index of"],
         ("gray.png", "--channel", "2"): ["gray.png: has no channel 2: it has 1 channel. Set --channel to 0, its only channel, or leave it unset"],
-        ("gray.png", "--pixel-size", "500"): ["--pixel-size gives a pixel size of 500.0 um", "Set --pixel-size to the true pixel size"],
         ("gray.png", "--model", "missing.pt"): ["missing.pt: cannot be read", "Point --model at an existing model.pt"],
     }
     for args, needles in runs.items():

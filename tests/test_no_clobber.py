@@ -6,6 +6,7 @@ inside results/ when it reads the config (io.check_outside_results; test_workflo
 Snakemake on both); the run's summary is written whole or not at all. The images are committed
 DSB2018 crops."""
 
+import contextlib
 import hashlib
 import io
 import zipfile
@@ -24,7 +25,7 @@ from nucleoflow.shipped import model_path
 
 SHIPPED = model_path("dsb2018_unet")
 CLASH_REMEDY = (
-    "Rename one of the images: an image <stem> gets <stem>.tif, <stem>.csv, <stem>.geojson, <stem>.rois.zip, <stem>.ome.zarr "
+    "Rename one of the images: an image <stem> gets <stem>.tif, <stem>.csv, <stem>.geojson, <stem>.rois.zip, <stem>.ome.zarr, <stem>.overlay.png "
     "(the outputs chosen); the run writes summary.csv"
 )
 
@@ -70,6 +71,9 @@ class Recording:
 
     def __init__(self):
         self.labelled = []
+
+    def gathered_cautions(self):
+        return contextlib.nullcontext()
 
     def to_files(self, path, out_dir, outputs, pixel_size_um=None, tiles=None):
         self.labelled.append(path)

@@ -178,7 +178,7 @@ def test_an_image_named_summary_is_refused_before_any_work(work, tmp_path, crops
     assert message == (
         f"nucleoflow: error: results/segment_shards/1-of-1/summary.csv: would be written twice, as the measurements of {folder / 'summary.png'} "
         "and as the summary of the run. Rename one of the images: an image <stem> gets <stem>.tif, <stem>.csv, <stem>.geojson, "
-        "<stem>.rois.zip, <stem>.ome.zarr (the outputs chosen); the run writes summary.csv"
+        "<stem>.rois.zip, <stem>.ome.zarr, <stem>.overlay.png (the outputs chosen); the run writes summary.csv"
     ), result.stdout[-3000:]
     assert details == "(details: results/logs/segment/1-of-1.log)"
     assert not (work / "results" / "segment").exists() and not (work / "results" / "segment_shards" / "1-of-1").exists()
