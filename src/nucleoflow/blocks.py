@@ -17,9 +17,9 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage as ndi
 
+from .errors import counted
 from .formats import TIFF_TILE
 from .infer import predict_rows, tile_grid, uses_tta
-from .io import nuclei_phrase
 from .normalize import apply_range
 from .options import Thresholds, Tiling
 from .pool import label_here, workers_for
@@ -213,7 +213,7 @@ def _paste_blocks(labelled, shape, context, on_block, name, rows, end):
             band, band_top = band[final - band_top :].copy(), final
         log.debug("labelled rows up to %d of %d", cy1, height)
     if cut:
-        log.warning("%s: %s reached the edge of the block context; raise the context above the largest nucleus radius", name, nuclei_phrase(cut))
+        log.warning("%s: %s reached the edge of the block context; raise the context above the largest nucleus radius", name, counted(cut, "nucleus", "nuclei"))
 
 
 def label_image(source, engine, tiling=Tiling(), thresholds=Thresholds(), tiles=None, workers=1):

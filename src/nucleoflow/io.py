@@ -64,11 +64,6 @@ def setup_logging(log_path, mode="w"):
     sys.excepthook = log_uncaught
 
 
-def nuclei_phrase(count):
-    """A count of nuclei for log lines: "1 nucleus", "12 nuclei"."""
-    return f"{count} nucleus" if count == 1 else f"{count} nuclei"
-
-
 @contextlib.contextmanager
 def _output_errors(path):
     """Turn a failed write (full disk, read-only or forbidden folder) into a clear message."""

@@ -16,7 +16,7 @@ from .blocks import PartRows, RegionSource, label_bands, label_image, open_image
 from .engine import check_tile, load_engine
 from .errors import InputError, UnreadableImage, counted
 from .formats import write_label_ome_tiff, write_ome_zarr
-from .io import atomic_path, check_no_clobber, nuclei_phrase, replace_into, staging_dir
+from .io import atomic_path, check_no_clobber, replace_into, staging_dir
 from .options import SPLIT_ABOVE_MP, ThresholdSet, check_ranges, split_options
 from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES, NucleusOutputs, channel_planes
 from .overlay import INDEX, Overlay, write_index
@@ -259,7 +259,7 @@ class Segmenter:
                     "about": self._about(source, pixel_size_um, note, thresholds),
                 }
                 (tmp / f"{PART}.json").write_text(json.dumps(record))
-            log.info("%s: part %d of %d (block rows %d-%d): %s", image_path.name, *part, *rows.blocks, nuclei_phrase(len(nuclei.areas)))
+            log.info("%s: part %d of %d (block rows %d-%d): %s", image_path.name, *part, *rows.blocks, counted(len(nuclei.areas), "nucleus", "nuclei"))
         finally:
             source.close()
 
@@ -363,7 +363,7 @@ def segment_images(segmenter, images, out_dir, outputs=DEFAULT_OUTPUTS, pixel_si
                 log.warning("%s: skipped, %s", path, exc.problem)
                 skipped.append((path, exc.problem))
                 continue
-            log.info("%s: %s", path.name, nuclei_phrase(rows[-1]["nuclei"]))
+            log.info("%s: %s", path.name, counted(rows[-1]["nuclei"], "nucleus", "nuclei"))
     rows = [{**row, "status": "segmented"} for row in rows] + [{"image": Path(p).name, "status": f"skipped: {why}"} for p, why in skipped]
     summary = write_summary(pd.DataFrame(rows) if rows else pd.DataFrame(columns=["image", "status"]), Path(out_dir) / SUMMARY)
     if "overlay" in outputs:

@@ -23,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from .errors import counted
 from .formats import TIFF_TILE, write_label_ome_tiff, write_ome_zarr
-from .io import nuclei_phrase, replace_into
+from .io import replace_into
 from .outputs import SUFFIXES, NucleusOutputs, area_summary, channel_planes
 from .overlay import Overlay
 from .reader import open_image
@@ -75,8 +76,8 @@ def merge_parts(part_dirs, out_dir, stem):
             overlay.write(paths["overlay"], source)
         replace_into(paths.values(), out_dir)
     trimmed, dropped = counts["trimmed"], counts["dropped"]
-    found = nuclei_phrase(len(nuclei.areas))
-    log.info("%s: %d parts joined, %s; where parts overlap %s trimmed, %d dropped", stem, len(parts), found, nuclei_phrase(trimmed), dropped)
+    found = counted(len(nuclei.areas), "nucleus", "nuclei")
+    log.info("%s: %d parts joined, %s; where parts overlap %s trimmed, %d dropped", stem, len(parts), found, counted(trimmed, "nucleus", "nuclei"), dropped)
     return {"image": Path(first["image"]).name, **area_summary(nuclei.areas, pixel_size_um), **first["about"]}
 
 
