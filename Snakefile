@@ -23,7 +23,8 @@ coerce_text_values(
     config, yaml.safe_load(Path(workflow.source_path(SCHEMA)).read_text())
 )
 validate(config, SCHEMA)
-problems = contradictions(config) + list(filter(None, [disk_space_problem()]))
+problems = contradictions(config)
+problems += filter(None, [disk_space_problem(), segment_input_problem()])
 if problems:
     raise WorkflowError("; ".join(problems))
 cpu_note = cpu_training_note(config)

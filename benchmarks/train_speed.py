@@ -5,9 +5,10 @@
 Prints crops/s and GFLOP/s (the backward counted as twice the forward, so 3x the model's
 forward GFLOP per megapixel) of, on the data folder's training images:
   - the bare step: forward, loss, backward and AdamW on one fixed batch, again and again;
-  - the whole loop as it ran before (each batch cut and augmented on the main thread, then
-    its step) and as nucleoflow.train runs it now (the next batch made in a background thread
-    while the step runs), each with the robustness augmentation of train_candidates;
+  - the whole loop as nucleoflow.train runs it (each batch cut and augmented on the main
+    thread, then its step), and with the next batch made in a background thread while the step
+    runs (tried: slower on 2 cores, where the thread takes cycles from the step and a batch costs
+    1/30 of it), each with the robustness augmentation of train_candidates;
 and inference's GFLOP/s (the shipped model's engine on one 1024 px window) measured in the
 same run, so the ratio is comparable across runs of a VM whose speed varies. --compile adds
 the bare step under torch.compile (inductor); --layers prints where the step's time goes, by
@@ -89,8 +90,8 @@ def main():
         fixed = batch()
         rows = {
             "bare step (one fixed batch)": lambda: iter(lambda: fixed, None),
-            "whole loop, batches inline (before)": lambda: iter(batch, None),
-            "whole loop, batches made ahead (now)": lambda: ahead(batch, range(args.steps + 1)),
+            "whole loop, batches inline (nucleoflow.train)": lambda: iter(batch, None),
+            "whole loop, batches made ahead in a thread": lambda: ahead(batch, range(args.steps + 1)),
         }
         if args.compile:
             rows["bare step, torch.compile (inductor)"] = rows["bare step (one fixed batch)"]

@@ -52,3 +52,7 @@ def test_fluorescence_stays_fluorescence_also_as_a_colour_composite():
         nuclei = grey[..., 0].astype(np.float32)
         composite = np.stack([np.zeros_like(nuclei), np.clip(0.6 * np.roll(nuclei, 3, axis=1), 0, 255), nuclei], axis=-1).astype(np.uint8)
         assert appearance(pixel_sample(composite)).modality == "fluorescence", stem
+        # Confluent cells: a red cytoplasm stain over most of the field, the darker half red.
+        confluent = composite.copy()
+        confluent[..., 0] = np.clip(nuclei * 0.5 + 120, 0, 255).astype(np.uint8)
+        assert appearance(pixel_sample(confluent)).modality == "fluorescence", stem

@@ -133,7 +133,7 @@ def test_readme_ci_and_envs_install_with_the_constraints():
     assert len(installs) == 2 and all("-c constraints.txt" in part for part in installs), command_1
     assert "torch==2.13.0" in installs[0] and "download.pytorch.org/whl/cpu" in installs[0]
     ci = [line.replace("--quiet ", "") for line in (ROOT / ".ci" / "run").read_text().splitlines() if line.startswith("pip install")]
-    assert ci == installs
+    assert ci[:2] == installs  # then the napari extra, for its own tests
     pins = dict(line.split("==") for line in (ROOT / "constraints.txt").read_text().splitlines() if "==" in line and not line.startswith("#"))
     for package in ("torch", "numpy", "scikit-image", "openvino", "snakemake", "tifffile", "pytest"):
         assert package in pins, f"constraints.txt pins no {package}"

@@ -1,8 +1,12 @@
 """segment's outputs: measurements, QuPath GeoJSON, ImageJ ROIs, pyramidal OME-TIFF and OME-Zarr."""
 
+import contextlib
+import csv
 import json
+import logging
 import xml.etree.ElementTree as ET
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -20,7 +24,7 @@ from nucleoflow.io import decode_image
 from nucleoflow.measure import measure
 from nucleoflow.options import Thresholds
 from nucleoflow.outputs import OUTPUTS, SUFFIXES, NucleusOutputs, channel_planes
-from nucleoflow.segment import Segmenter, segment_folder
+from nucleoflow.segment import Segmenter, gather_shards, segment_folder, segment_images
 
 NAMES = ["background", "interior", "border"]  # what the encoded images' channels hold
 
@@ -108,6 +112,7 @@ def test_label_ome_tiff_is_pyramidal_with_the_pixel_size(tmp_path):
         assert tif.is_ome and ome_pixel_size(tif) == (0.5, 0.5, "µm")
         levels = tif.series[0].levels
         assert [level.shape for level in levels] == [(2100, 1100), (1050, 550), (525, 275)]
+        assert not any(level.keyframe.is_tiled for level in levels)  # strips: 2100 px <= formats.STRIP_MAX_SIDE
         for level, stride in zip(levels, (1, 2, 4)):
             np.testing.assert_array_equal(level.asarray(), labels[::stride, ::stride])  # nearest neighbour
     assert not [p for p in tmp_path.iterdir() if p.name != "big.tif"]  # its scratch levels are gone
@@ -166,6 +171,46 @@ def test_default_outputs_are_labels_and_measurements(tmp_path, real_images):
     assert "area_um2" not in pd.read_csv(tmp_path / "gray.csv").columns  # no pixel size known
 
 
+def summary_rows(path):
+    """summary.csv's rows as text, the cells Excel and R see."""
+    with open(path, newline="") as file:
+        return {row["image"]: row for row in csv.DictReader(file)}
+
+
+def test_summary_counts_stay_integers_beside_a_skipped_entry(tmp_path, real_images):
+    """A skipped entry's row has no count: the other rows' counts and integer thresholds stay
+    "12", not "12.0", in the folder's summary and in the one gathered from shards."""
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "gray.png").write_bytes((real_images / "gray.png").read_bytes())
+    (folder / "notes.txt").write_text("not an image")
+    segment_folder(folder, tmp_path / "segment", "dsb2018_unet")
+    gather_shards([tmp_path / "segment"], tmp_path / "gathered")
+    for summary in (tmp_path / "segment" / "summary.csv", tmp_path / "gathered" / "summary.csv"):
+        rows = summary_rows(summary)
+        assert rows["notes.txt"]["status"].startswith("skipped") and rows["notes.txt"]["nuclei"] == ""
+        assert int(rows["gray.png"]["nuclei"]) > 0
+        for column in ("nuclei", "min_seed_area", "min_area"):
+            assert rows["gray.png"][column].isdigit(), (summary, column, rows["gray.png"][column])
+
+
+class OneNucleusEach:
+    """A Segmenter as segment_images uses it, finding one nucleus in every image."""
+
+    def to_files(self, path, out_dir, outputs, pixel_size_um=None, tiles=None):
+        return {"image": Path(path).name, "nuclei": 1, "median_area": 42.0}
+
+    def gathered_cautions(self):
+        return contextlib.nullcontext()
+
+
+def test_a_single_nucleus_is_logged_as_1_nucleus(tmp_path, caplog):
+    with caplog.at_level(logging.INFO, logger="nucleoflow.segment"):
+        segment_images(OneNucleusEach(), [tmp_path / "one.png"], tmp_path)
+    assert "one.png: 1 nucleus" in caplog.text and "1 nuclei" not in caplog.text
+    assert summary_rows(tmp_path / "summary.csv")["one.png"]["nuclei"] == "1"
+
+
 def test_unknown_output_is_refused_before_anything_is_written(tmp_path, real_images):
     with pytest.raises(InputError, match=r"segment.outputs: names unknown outputs \['shapefile'\]. Choose from"):
         segment_folder(real_images, tmp_path / "segment", "dsb2018_unet", outputs=["labels", "shapefile"])
@@ -198,7 +243,7 @@ def test_two_channel_ome_tiff_gets_its_channel_names_and_pixel_size_in_every_out
     two_channel_ome_tiff(folder / "cells.ome.tif", np.asarray(Image.open(real_images / "gray.png")), 0.65)
     out = tmp_path / "segment"
     segment_folder(folder, out, "dsb2018_unet", outputs=OUTPUTS, channel="DAPI")
-    assert sorted(p.name for p in out.iterdir()) == sorted(["summary.csv", *(f"cells{s}" for s in SUFFIXES.values())])
+    assert sorted(p.name for p in out.iterdir()) == sorted(["summary.csv", "index.html", *(f"cells{s}" for s in SUFFIXES.values())])  # index: overlay's
     table = pd.read_csv(out / "cells.csv")
     labels = tifffile.imread(out / "cells.tif")
     assert len(table) == labels.max() > 0 and {"mean_intensity_DAPI", "mean_intensity_GFP"} <= set(table.columns)

@@ -174,3 +174,22 @@ def test_equal_scores_keep_the_epoch_with_the_lower_validation_loss(trained, uni
     card = json.loads((trained / "model.json").read_text())
     top = uninterrupted[uninterrupted["val_dsb"] == uninterrupted["val_dsb"].max()]
     assert card["epoch"] == top.loc[top["val_loss"].idxmin(), "epoch"]
+
+
+def test_a_budgeted_run_fits_its_schedule_and_a_killed_one_resumes_with_it(data_dir, tmp_path):
+    """train.budget_min: samples_per_epoch is fitted from timed first steps so the epochs end
+    within the budget; the fitted schedule is in the checkpoint, so a run killed after epoch 1
+    resumes with it (not with a new fit) and ends with the model card recording it."""
+    budget = {**TRAIN, "epochs": 3, "samples_per_epoch": 4, "budget_min": 0.4}
+    returncode = kill_after_epoch(start(data_dir, tmp_path, budget), tmp_path / "train.log", 1, signal.SIGKILL)
+    assert returncode != 0
+    fitted = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["samples_per_epoch"]
+    assert fitted > budget["samples_per_epoch"] and fitted % budget["batch_size"] == 0
+    log = (tmp_path / "train.log").read_text()
+    assert f"-> 3 epochs x {fitted} crops" in log
+    assert start(data_dir, tmp_path, budget).wait() == 0
+    card = json.loads((tmp_path / "model.json").read_text())
+    assert card["train"]["samples_per_epoch"] == fitted and card["train"]["budget_min"] == 0.4
+    assert len(pd.read_csv(tmp_path / "history.csv")) == 3
+    resumed = (tmp_path / "train.log").read_text()  # the rerun's own log
+    assert "resumed from epoch 1" in resumed and "budget 0.4 min" not in resumed  # fitted once, kept on resume

@@ -3,7 +3,9 @@ training) tracks each input image, never serves results of another input, checks
 before any job, and prints an expected error as the last lines the user reads."""
 
 import os
+import shutil
 import time
+import zipfile
 
 import numpy as np
 import pytest
@@ -123,3 +125,60 @@ def test_expected_error_is_the_last_thing_printed(work, tmp_path):
     # With the channel chosen it runs; the second channel is measured too.
     snakemake(work, "segment", "--configfile", segment_config(work, folder, channel=0))
     assert nuclei(work, "b") == 2
+
+
+HAS_GPU = bool(shutil.which("nvidia-smi"))
+
+
+@pytest.mark.skipif(HAS_GPU, reason="this machine has an NVIDIA GPU: the CPU warning is for machines without one")
+def test_a_dry_run_without_a_gpu_says_training_takes_hours_before_any_job(work):
+    """README command 1 on a CPU: the default schedule's hours are printed before the job list,
+    with what to use instead; a CPU-sized or budgeted schedule gets no warning."""
+    out = snakemake(work, "-n").stdout
+    assert "no NVIDIA GPU on this machine" in out and "config/cpu.yaml" in out and "train.budget_min" in out
+    assert out.index("no NVIDIA GPU") < out.index("Job stats:")
+    for quiet in (["--configfile", "config/cpu.yaml"], ["--config", "train={budget_min: 120}"]):
+        assert "no NVIDIA GPU" not in snakemake(work, "-n", *quiet).stdout, quiet
+
+
+def real_crops(crops_zip, n):
+    """The first n committed DSB2018 crops (PNG bytes)."""
+    with zipfile.ZipFile(crops_zip) as archive:
+        return [archive.read(name) for name in sorted(n for n in archive.namelist() if n.startswith("images/"))[:n]]
+
+
+def test_input_dir_inside_results_is_refused_when_the_config_is_read(work, crops_zip):
+    """Issue 23: segment.input_dir inside results/ (here results/segment, which Snakemake deletes
+    before the segment rule writes it, and then blamed filesystem latency for the missing
+    images). Refused before any job, naming the key and what to do; the images stay."""
+    folder = work / "results" / "segment"
+    folder.mkdir(parents=True)
+    (folder / "a.png").write_bytes(real_crops(crops_zip, 1)[0])
+    config = write_config(work / "seg.yaml", segment={"input_dir": "results/segment", "model": "dsb2018_unet"})
+    result = snakemake(work, "segment", "--configfile", config, check=False)
+    assert result.returncode != 0
+    expected = (
+        "segment.input_dir results/segment: is an input inside results, the workflow's output folder, whose folders Snakemake "
+        "deletes before the jobs that write them run. Move the images out of results/ and set segment.input_dir to their folder"
+    )
+    assert expected in result.stdout, result.stdout[-3000:]
+    assert "latency" not in result.stdout
+    assert [p.name for p in folder.iterdir()] == ["a.png"] and not (work / "results" / "segment_shards").exists()
+
+
+def test_an_image_named_summary_is_refused_before_any_work(work, tmp_path, crops_zip):
+    """Issue 23: an image summary.png lost its measurements (summary.csv) to the run's summary."""
+    folder = tmp_path / "my_images"
+    folder.mkdir()
+    for name, data in zip(("summary.png", "b.png"), real_crops(crops_zip, 2)):
+        (folder / name).write_bytes(data)
+    result = snakemake(work, "segment", "--configfile", segment_config(work, folder), check=False)
+    assert result.returncode != 0
+    message, details = last_lines(result.stdout)
+    assert message == (
+        f"nucleoflow: error: results/segment_shards/1-of-1/summary.csv: would be written twice, as the measurements of {folder / 'summary.png'} "
+        "and as the summary of the run. Rename one of the images: an image <stem> gets <stem>.tif, <stem>.csv, <stem>.geojson, "
+        "<stem>.rois.zip, <stem>.ome.zarr, <stem>.overlay.png (the outputs chosen); the run writes summary.csv"
+    ), result.stdout[-3000:]
+    assert details == "(details: results/logs/segment/1-of-1.log)"
+    assert not (work / "results" / "segment").exists() and not (work / "results" / "segment_shards" / "1-of-1").exists()

@@ -33,6 +33,10 @@ COLOUR_SPREAD = 0.02
 # tissue has a dark median (4 of MoNuSeg's 13 training and 6 of its 14 test images) but a
 # darker half at 0.19-0.33 of the range; every DSB2018 fluorescence image is at 0.
 STAINED_SPREAD = 0.1
+# A stain absorbs part of the light in every channel; emission comes in one or two colours on
+# black. The darker half's lowest channel, as a fraction of the range, lies above this in
+# MoNuSeg's H&E (0.076 at least) and near 0 in fluorescence, colour composites included.
+LIGHT_IN_EVERY_CHANNEL = 0.04
 
 # Pixels that are not sample (sample_mask). A candidate is the exact colour of the sample's
 # darkest or brightest pixel when that colour is black (0 in every channel) or saturated (2**k - 1
@@ -86,7 +90,8 @@ def _statistics(x):
     mean = x.mean(axis=-1)
     spread = x.max(axis=-1) - x.min(axis=-1)
     median = np.median(mean)
-    stained = np.mean(spread[mean <= median]) / scale > STAINED_SPREAD
+    darker = mean <= median
+    stained = np.mean(spread[darker]) / scale > STAINED_SPREAD and np.mean(x.min(axis=-1)[darker] - lo) / scale > LIGHT_IN_EVERY_CHANNEL
     bright = bool((median - lo) / scale > BRIGHT_MEDIAN or stained)
     if not bright:
         modality = "fluorescence"

@@ -17,6 +17,7 @@ from typing import NamedTuple
 import numpy as np
 from scipy import ndimage as ndi
 
+from .errors import counted
 from .formats import TIFF_TILE
 from .infer import predict_rows, tile_grid, uses_tta
 from .normalize import apply_range
@@ -212,7 +213,7 @@ def _paste_blocks(labelled, shape, context, on_block, name, rows, end):
             band, band_top = band[final - band_top :].copy(), final
         log.debug("labelled rows up to %d of %d", cy1, height)
     if cut:
-        log.warning("%s: %d nuclei reach the edge of their block's context; raise the context above the largest nucleus radius", name, cut)
+        log.warning("%s: %s reached the edge of the block context; raise the context above the largest nucleus radius", name, counted(cut, "nucleus", "nuclei"))
 
 
 def label_image(source, engine, tiling=Tiling(), thresholds=Thresholds(), tiles=None, workers=1):

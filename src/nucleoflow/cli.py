@@ -13,19 +13,31 @@ from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from .errors import InputError
-from .options import Thresholds, Tiling
+from .errors import InputError, counted, spelled_as
+from .options import RANGES, Thresholds, Tiling
 from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES
+from .progress import PROGRESS
 from .reader import IMAGE_SUFFIXES, is_zarr
 from .shipped import DEFAULT, model_path, shipped_models
 
-log = logging.getLogger("nucleoflow")
+log = logging.getLogger("nucleoflow.cli")
+
+# The settings the library's messages name (errors.setting: config keys) as this command's
+# flags, so an error tells a command-line user what to type (tests check each is a flag here).
+FLAGS = {
+    "segment.channel": "--channel",
+    "segment.pixel_size_um": "--pixel-size",
+    "segment.model": "--model",
+    "predict.tile_size": "--tile",
+}
 
 SEGMENT_HELP = """\
 Label every nucleus in 2D microscopy images (fluorescence, brightfield or H&E; gray, RGB or
 RGBA; 8 or 16 bit; any size) with a U-Net and a seeded watershed. Each INPUT image gets
 OUT/<stem>.tif (uint32 labels: 0 is background, 1..N the nuclei) and the other --outputs;
-OUT/summary.csv has a row per image (nucleus count, median area, thresholds used)."""
+OUT/summary.csv has a row per image (nucleus count, median area, thresholds used), and a row
+for each file skipped with why (with --outputs overlay also OUT/index.html: that table with a
+thumbnail of each image's overlay)."""
 
 SEGMENT_EPILOG = """\
 examples:
@@ -39,6 +51,24 @@ per modality where it had enough images; the modality is told from each image's 
 
 def _threads():
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+class _InRange(argparse.Action):
+    """Store a number given on the command line once its option's range (options.RANGES: the same
+    as the library's and the config schema's) holds it; else stop, naming the flag as typed:
+    "--seed-threshold must be strictly between 0 and 1, got 1.5". `option`: the name in RANGES
+    where it is not the flag's (--pixel-size: pixel_size_um)."""
+
+    def __init__(self, option_strings, dest, option=None, **kwargs):
+        super().__init__(option_strings, dest, **kwargs)
+        self.range = RANGES[option or dest]
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        try:
+            self.range.check(value, option_string or self.option_strings[-1])
+        except ValueError as exc:
+            parser.error(str(exc))
+        setattr(namespace, self.dest, value)
 
 
 def _add_segment(commands):
@@ -58,7 +88,7 @@ def _add_segment(commands):
         required=True,
         metavar="OUT",
         type=Path,
-        help="folder for the results (created if missing; an image's existing results are replaced)",
+        help="folder for the results (created if missing; an image's existing results are replaced, an input never)",
     )
     io.add_argument(
         "--outputs",
@@ -71,9 +101,17 @@ def _add_segment(commands):
     io.add_argument(
         "--pixel-size",
         type=float,
+        action=_InRange,
+        option="pixel_size_um",
         metavar="UM",
         help="pixel side in micrometres, for the OME metadata and measurements (default: each image's metadata, if any)",
     )
+    io.add_argument(
+        "--strict",
+        action="store_true",
+        help="stop, writing nothing, at an image that cannot be read (default: skip it, with why in the log and summary.csv)",
+    )
+    io.add_argument("-v", "--verbose", action="store_true", help="log each image's size, channels and nuclei found (default: the progress bar and warnings)")
     io.add_argument(
         "--channel",
         metavar="C",
@@ -93,26 +131,36 @@ def _add_segment(commands):
         "-d",
         "--diameter",
         type=float,
+        action=_InRange,
         default=0.0,
         metavar="PX",
         help="typical nucleus diameter in pixels: images are zoomed so their nuclei match the model's training sizes "
         "(default: 0, estimated by a first pass; images within the training sizes are labelled as they are)",
     )
-    model.add_argument("--threads", type=int, default=_threads(), metavar="N", help="CPU threads for inference (default: the CPUs this process may use)")
+    model.add_argument(
+        "--threads", type=int, action=_InRange, default=_threads(), metavar="N", help="CPU threads for inference (default: the CPUs this process may use)"
+    )
     model.add_argument(
         "--workers",
         type=int,
+        action=_InRange,
         metavar="N",
         help="processes that label an image's blocks while the network predicts the next ones; the labels are the same for any number "
         "(default: as --threads; they share the CPUs with inference, which takes most of the time on a CPU)",
     )
     tiles = parser.add_argument_group("tiling (memory and speed; the defaults suit any image size)")
     tiles.add_argument(
-        "--tile", type=int, default=tiling.tile, metavar="PX", help="sliding-window side in pixels (default: 0, the largest that fits --memory-mb)"
+        "--tile",
+        type=int,
+        action=_InRange,
+        default=tiling.tile,
+        metavar="PX",
+        help="sliding-window side in pixels (default: 0, the largest that fits --memory-mb)",
     )
     tiles.add_argument(
         "--memory-mb",
         type=int,
+        action=_InRange,
         default=tiling.memory_mb,
         metavar="MB",
         help=f"memory for the network's activations, which sets the window with --tile 0 (default: {tiling.memory_mb})",
@@ -120,11 +168,14 @@ def _add_segment(commands):
     tiles.add_argument(
         "--overlap",
         type=float,
+        action=_InRange,
         default=tiling.overlap,
         metavar="F",
         help=f"overlap of neighbouring windows, a fraction of the tile (default: {tiling.overlap})",
     )
-    tiles.add_argument("--batch-size", type=int, default=tiling.batch_size, metavar="N", help=f"windows per forward pass (default: {tiling.batch_size})")
+    tiles.add_argument(
+        "--batch-size", type=int, action=_InRange, default=tiling.batch_size, metavar="N", help=f"windows per forward pass (default: {tiling.batch_size})"
+    )
     tiles.add_argument(
         "--tta",
         action=argparse.BooleanOptionalAction,
@@ -134,34 +185,44 @@ def _add_segment(commands):
     tiles.add_argument(
         "--tta-max-mp",
         type=float,
+        action=_InRange,
         default=tiling.tta_max_mp,
         metavar="MP",
         help=f"test-time augmentation only for images up to this many megapixels; 0: any size (default: {tiling.tta_max_mp})",
     )
     tiles.add_argument(
-        "--block", type=int, default=tiling.block, metavar="PX", help=f"labelling block side; bounds memory for huge images (default: {tiling.block})"
+        "--block",
+        type=int,
+        action=_InRange,
+        default=tiling.block,
+        metavar="PX",
+        help=f"labelling block side; bounds memory for huge images (default: {tiling.block})",
     )
     tiles.add_argument(
         "--context",
         type=int,
+        action=_InRange,
         default=tiling.context,
         metavar="PX",
         help=f"image margin around each block, above the largest nucleus radius (default: {tiling.context})",
     )
     post = parser.add_argument_group("postprocess (default: the model's tuned values)")
-    post.add_argument("--seed-threshold", type=float, metavar="P", help=f"seeds: P(interior) above this (untuned default: {thresholds.seed_threshold})")
+    post.add_argument(
+        "--seed-threshold", type=float, action=_InRange, metavar="P", help=f"seeds: P(interior) above this (untuned default: {thresholds.seed_threshold})"
+    )
     post.add_argument(
         "--foreground-threshold",
         type=float,
+        action=_InRange,
         metavar="P",
         help=f"nuclei grow where P(interior) + P(border) exceeds this (untuned default: {thresholds.foreground_threshold})",
     )
-    post.add_argument("--min-seed-area", type=int, metavar="PX", help=f"drop smaller seeds (untuned default: {thresholds.min_seed_area})")
-    post.add_argument("--min-area", type=int, metavar="PX", help=f"drop smaller nuclei (untuned default: {thresholds.min_area})")
+    post.add_argument("--min-seed-area", type=int, action=_InRange, metavar="PX", help=f"drop smaller seeds (untuned default: {thresholds.min_seed_area})")
+    post.add_argument("--min-area", type=int, action=_InRange, metavar="PX", help=f"drop smaller nuclei (untuned default: {thresholds.min_area})")
     parser.set_defaults(run=_segment)
 
 
-def _inputs(paths, list_images, check_stems, skipped=None):
+def _inputs(paths, list_images, skipped=None):
     """Image files from the INPUT arguments: files as given, folders' images sorted by name."""
     images = []
     for path in paths:
@@ -175,26 +236,33 @@ def _inputs(paths, list_images, check_stems, skipped=None):
             raise InputError(path, f"is not an image this tool reads ({', '.join(IMAGE_SUFFIXES)}, .zarr)", "Give image files or folders of them")
         else:
             images.append(path)
-    check_stems(images, "INPUT")
     return images
 
 
 def _segment(args):
     try:  # here, not at the top: --help works without the network's dependencies
-        from .segment import Segmenter, check_images, check_stems, list_images, segment_images
+        from .segment import Segmenter, check_images, check_targets, list_images, run_targets, segment_images
     except ModuleNotFoundError as exc:
         remedy = 'Install the network\'s stack: pip install -e ".[torch]" in the nucleoflow folder'
         raise InputError("nucleoflow segment", f"needs {exc.name}, which is not installed", remedy) from exc
     skipped = []
-    images = _inputs(args.inputs, list_images, check_stems, skipped)
+    images = _inputs(args.inputs, list_images, skipped)
+    if args.output.exists() and not args.output.is_dir():
+        raise InputError(args.output, "is a file, not a folder", "Set -o to a folder (created if missing)")
+    # Before the model loads and before anything is written: no output may replace an input
+    # (nucleoflow segment imgs -o imgs with imgs/x.tif) or another output (a.png and a.tif).
+    remedy = "Write the outputs elsewhere: choose an -o folder that holds no input"
+    check_targets(run_targets(images, args.output, args.outputs), [*args.inputs, *images], remedy)
     tiling = {f.name: getattr(args, f.name) for f in dataclasses.fields(Tiling)}
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Thresholds) if getattr(args, f.name) is not None}
-    check_images(images, args.channel, args.pixel_size or 0)
+    images = check_images(images, args.channel, args.pixel_size or 0, None if args.strict else skipped)
     workers = args.workers or args.threads
     with Segmenter(model_path(args.model), args.threads, args.diameter, args.channel, args.pixel_size or 0, workers, **tiling, **overrides) as segmenter:
         args.output.mkdir(parents=True, exist_ok=True)
-        segment_images(segmenter, images, args.output, args.outputs, skipped=skipped)
-    log.info("segmented %d images into %s", len(images), args.output)
+        summary = segment_images(segmenter, images, args.output, args.outputs, skipped=skipped, strict=args.strict)
+    done = int((summary["status"] == "segmented").sum())
+    others = f", {len(summary) - done} skipped (summary.csv says why)" if len(summary) > done else ""
+    log.info("%s segmented into %s%s", counted(done, "image"), args.output, others)
 
 
 def parser():
@@ -206,11 +274,21 @@ def parser():
     return main_parser
 
 
+def _quiet(record):
+    """Without --verbose, what the user reads: warnings and errors, the progress bar's lines and
+    this command's own; not the per-image details (size, channels, nuclei found)."""
+    return record.levelno >= logging.WARNING or getattr(record, PROGRESS, False) or record.name == log.name
+
+
 def main(argv=None):
     args = parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    if not getattr(args, "verbose", False):
+        handler.addFilter(_quiet)
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
-        with logging_redirect_tqdm():
+        with logging_redirect_tqdm(), spelled_as(FLAGS):
             args.run(args)
     except (InputError, ValueError) as exc:
         print(f"nucleoflow: error: {exc}", file=sys.stderr)

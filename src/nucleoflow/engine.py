@@ -18,6 +18,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .device import autocast, pick_device, torch_threads
+from .errors import setting
 from .model import load_model
 
 log = logging.getLogger(__name__)
@@ -152,7 +153,7 @@ def check_tile(tile, engine, model_path):
     from the memory budget, always a multiple."""
     if tile % engine.multiple:
         raise ValueError(
-            f"predict.tile_size ({tile}) must be a multiple of {engine.multiple} (2**depth) for the model {model_path}: "
+            f"{setting('predict.tile_size')} ({tile}) must be a multiple of {engine.multiple} (2**depth) for the model {model_path}: "
             f"set it to {tile // engine.multiple * engine.multiple or engine.multiple} or {(tile // engine.multiple + 1) * engine.multiple}"
         )
 

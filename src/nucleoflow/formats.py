@@ -5,6 +5,7 @@ import json
 import math
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +16,17 @@ TIFF_TILE = 256
 # Sub-resolutions halve the image until its larger side is at most this (QuPath and napari
 # then open even huge label images without reading the full resolution).
 PYRAMID_MIN = 1024
+# Label images up to this many pixels a side are written in strips, larger ones in tiles.
+# ImageJ's own TIFF reader (File > Open, without Bio-Formats) refuses tiled TIFFs ("ImageJ
+# cannot open tiled TIFFs") and BigTIFF, but reads zlib strips and the resolution tags. 8192 px
+# keeps such a file a classic TIFF (256 MiB of uint32 at most, far below the 2**31 bytes where
+# BigTIFF starts) that ImageJ holds as one 32-bit plane; and a strip spans the full width, so a
+# tile reader (QuPath, Bio-Formats, zarr) reading a region decodes at most 8192 px of each row,
+# still cheap. Slides above it are tiled for those readers, the ones that open slides.
+STRIP_MAX_SIDE = 8192
+# A strip's target size (tifffile's for compressed strips); its rows are a power of two that
+# divides TIFF_TILE, so the writer's bands split into whole strips.
+STRIP_BYTES = 2**18
 
 
 def pyramid_strides(shape):
@@ -29,15 +41,48 @@ def _tiles(rows):
             yield rows[y : y + TIFF_TILE, x : x + TIFF_TILE]
 
 
+def rows_per_strip(width):
+    """Rows of one strip of a `width` px wide uint32 level: about STRIP_BYTES, a power of two
+    from 1 to TIFF_TILE."""
+    rows = max(1, STRIP_BYTES // (4 * width))
+    return 1 << min(rows.bit_length() - 1, TIFF_TILE.bit_length() - 1)
+
+
+def _zlib_strips(rows, rows_per_strip):
+    """The zlib-compressed strips of a band of label rows (its length a multiple of
+    rows_per_strip but for the image's last band). tifffile takes strips from an iterator only
+    as bytes (arrays must be whole pages), so they are compressed here, one at a time."""
+    for y in range(0, len(rows), rows_per_strip):
+        yield zlib.compress(np.ascontiguousarray(rows[y : y + rows_per_strip], "<u4").tobytes())
+
+
+def _layout(level_shape, striped):
+    """tifffile.write options of one level and the function cutting its bands into chunks."""
+    if striped:
+        rows = rows_per_strip(level_shape[1])
+        return {"rowsperstrip": rows}, lambda band: _zlib_strips(band, rows)
+    return {"tile": (TIFF_TILE, TIFF_TILE)}, _tiles
+
+
 def _ome_metadata(pixel_size_um):
     if not pixel_size_um:
         return {"axes": "YX"}
     return {"axes": "YX", "PhysicalSizeX": pixel_size_um, "PhysicalSizeXUnit": "µm", "PhysicalSizeY": pixel_size_um, "PhysicalSizeYUnit": "µm"}
 
 
+def _resolution(pixel_size_um, stride=1):
+    """TIFF resolution tags of a level `stride` times coarser: pixels per centimetre (ImageJ and
+    other readers of plain TIFF tags know no micrometre unit; the OME-XML has the µm value)."""
+    if not pixel_size_um:
+        return {}
+    per_cm = 1e4 / (pixel_size_um * stride)
+    return {"resolution": (per_cm, per_cm), "resolutionunit": tifffile.RESUNIT.CENTIMETER}
+
+
 def write_label_ome_tiff(path, bands, shape, pixel_size_um=None, pyramid=True):
-    """Write (top, rows) bands of uint32 labels (tops multiples of TIFF_TILE) as a tiled OME-TIFF
-    with the pixel size and, for large images (and `pyramid`), nearest-neighbour
+    """Write (top, rows) bands of uint32 labels (tops multiples of TIFF_TILE) as a zlib
+    OME-TIFF with the pixel size (OME-XML and resolution tags), in strips up to STRIP_MAX_SIDE px
+    a side, else in tiles, and for large images (and `pyramid`) nearest-neighbour
     sub-resolutions in SubIFDs.
 
     tifffile writes the levels one after the other, so each sub-resolution is kept on disk beside
@@ -45,31 +90,66 @@ def write_label_ome_tiff(path, bands, shape, pixel_size_um=None, pyramid=True):
     """
     path = Path(path)
     strides = pyramid_strides(shape) if pyramid else []
-    options = dict(dtype=np.uint32, tile=(TIFF_TILE, TIFF_TILE), compression="zlib")
+    striped = max(shape) <= STRIP_MAX_SIDE
+    options = dict(dtype=np.uint32, compression="zlib")
     with tempfile.TemporaryDirectory(dir=path.parent, prefix=f".{path.name}.") as scratch:
         levels = [open(Path(scratch) / f"{s}.u32", "w+b") for s in strides]
 
-        def full_resolution():
+        def full_resolution(chunks):
             for top, rows in bands:
                 for level, s in zip(levels, strides):
                     rows[(-top) % s :: s, ::s].tofile(level)
-                yield from _tiles(rows)
+                yield from chunks(rows)
 
-        def sub_resolution(level, level_shape):
+        def sub_resolution(level, level_shape, chunks):
             level.seek(0)
             for y in range(0, level_shape[0], TIFF_TILE):
                 count = min(TIFF_TILE, level_shape[0] - y) * level_shape[1]
-                yield from _tiles(np.fromfile(level, np.uint32, count).reshape(-1, level_shape[1]))
+                yield from chunks(np.fromfile(level, np.uint32, count).reshape(-1, level_shape[1]))
 
         try:
-            with tifffile.TiffWriter(path, bigtiff=shape[0] * shape[1] * 4 > 2**31, ome=True) as tif:
-                tif.write(full_resolution(), shape=shape, subifds=len(strides), metadata=_ome_metadata(pixel_size_um), **options)
+            with tifffile.TiffWriter(path, bigtiff=shape[0] * shape[1] * 4 > 2**31, byteorder="<", ome=True) as tif:
+                layout, chunks = _layout(shape, striped)
+                first = dict(subifds=len(strides), metadata=_ome_metadata(pixel_size_um), **layout, **_resolution(pixel_size_um), **options)
+                tif.write(full_resolution(chunks), shape=shape, **first)
                 for level, s in zip(levels, strides):
                     level_shape = (-(-shape[0] // s), -(-shape[1] // s))
-                    tif.write(sub_resolution(level, level_shape), shape=level_shape, subfiletype=1, **options)
+                    layout, chunks = _layout(level_shape, striped)
+                    sub = dict(subfiletype=1, **layout, **_resolution(pixel_size_um, s), **options)
+                    tif.write(sub_resolution(level, level_shape, chunks), shape=level_shape, **sub)
         finally:
             for level in levels:
                 level.close()
+
+
+# Channel colours of the OME-Zarr's "omero" block (napari-ome-zarr makes one colormap of each):
+# gray for one channel, else ImageJ's composite order, so an RGB image shows its own colours.
+CHANNEL_COLORS = ("FF0000", "00FF00", "0000FF", "FFFFFF", "00FFFF", "FF00FF", "FFFF00")
+
+
+def omero(channel_names, coarsest):
+    """The NGFF 0.4 "omero" block: every channel with a label, a `color` and a `window`, as the
+    spec and the ome-zarr-models validator require (napari-ome-zarr fails on channels without a
+    colour: "channel_axis (0) had length 1, but the 'colormap' argument only provided 0 values").
+    coarsest: the image's coarsest level (C, h, w), whose values give each channel's window."""
+    colors = ["FFFFFF"] if len(channel_names) == 1 else [CHANNEL_COLORS[c % len(CHANNEL_COLORS)] for c in range(len(channel_names))]
+    channels = [{"label": str(name), "color": color, "window": _window(plane), "active": True} for name, color, plane in zip(channel_names, colors, coarsest)]
+    return {"channels": channels, "version": "0.4"}
+
+
+def _window(plane):
+    """One channel's OMERO window: start/end its lowest and highest finite value (napari's
+    contrast limits, which must increase: a flat channel gets a window one unit wide); min/max
+    the range its type holds (integers) or start/end (floats)."""
+    values = plane[np.isfinite(plane)] if plane.dtype.kind == "f" else plane.ravel()
+    start, end = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
+    if end <= start:
+        end = start + 1.0
+    if plane.dtype.kind in "iu":
+        low, high = float(np.iinfo(plane.dtype).min), float(np.iinfo(plane.dtype).max)
+    else:
+        low, high = start, end
+    return {"min": min(low, start), "max": max(high, end), "start": start, "end": end}
 
 
 def write_ome_zarr(path, image, channel_names, labels_tiff, pixel_size_um=None, chunk=1024):
@@ -82,7 +162,7 @@ def write_ome_zarr(path, image, channel_names, labels_tiff, pixel_size_um=None, 
     import dask.array as da
     import zarr
     from ome_zarr.format import FormatV04
-    from ome_zarr.writer import write_multiscale, write_multiscale_labels
+    from ome_zarr.writer import add_metadata, write_multiscale, write_multiscale_labels
 
     unit = {"unit": "micrometer"} if pixel_size_um else {}
     size = pixel_size_um or 1.0
@@ -103,7 +183,11 @@ def write_ome_zarr(path, image, channel_names, labels_tiff, pixel_size_um=None, 
             storage_options={"chunks": (1, chunk, chunk)},
             name=Path(path).name.removesuffix(".ome.zarr"),
         )
-        root.attrs["omero"] = {"channels": [{"label": name, "active": True} for name in channel_names], "version": "0.4"}
+        # The channel windows come from the coarsest level as written (at most PYRAMID_MIN px a
+        # side), not from a second pass over the image: so "omero" is added once the levels exist,
+        # not through write_multiscale's metadata argument, which writes it before them.
+        coarsest = root[root.attrs["multiscales"][0]["datasets"][-1]["path"]][...]
+        add_metadata(root, {"omero": omero(channel_names, coarsest)}, fmt=FormatV04())
         write_multiscale_labels(
             labels,
             root,

@@ -22,7 +22,8 @@ PROPERTIES = {
 
 def measure(labels, intensity, origin=(0, 0), channel_names=None, pixel_size_um=None):
     """One row per object of `labels` (a region whose top-left pixel is `origin` in the image):
-    shape, centroid in image coordinates and the mean of every channel of `intensity` (H, W, C).
+    shape, centroid in image coordinates (pixel corners at integers) and the mean of every
+    channel of `intensity` (H, W, C).
 
     Each object's properties depend only on its own pixels, so measuring a region holding whole
     objects gives the rows a whole-image measurement would.
@@ -34,8 +35,11 @@ def measure(labels, intensity, origin=(0, 0), channel_names=None, pixel_size_um=
         frame[f"mean_intensity_{name}"] = table[f"intensity_mean-{c}"]
     frame["label"] = frame["label"].astype(np.uint32)
     frame["area"] = frame["area"].astype(np.int64)
-    frame["centroid_y"] += origin[0]
-    frame["centroid_x"] += origin[1]
+    # One pixel-coordinate convention in the CSV, GeoJSON and ImageJ ROIs (outline's, QuPath's and
+    # ImageJ's): pixel corners at integers, so pixel (row r, column c) covers [c, c + 1] x [r, r + 1]
+    # and its centre is (c + 0.5, r + 0.5). regionprops puts pixel centres at integers.
+    frame["centroid_y"] += origin[0] + 0.5
+    frame["centroid_x"] += origin[1] + 0.5
     if pixel_size_um:
         frame["area_um2"] = frame["area"] * pixel_size_um**2
         frame["centroid_y_um"] = frame["centroid_y"] * pixel_size_um
@@ -89,16 +93,26 @@ def _area(ring):
     return 0.5 * (np.dot(x, np.roll(y, -1)) - np.dot(y, np.roll(x, -1)))
 
 
+def _wound(ring, counter_clockwise):
+    """`ring`, reversed where needed to run counter-clockwise (positive signed area) or clockwise,
+    judged on its numbers as RFC 7946 and shapely judge it."""
+    return ring if (_area(ring) > 0) == counter_clockwise else ring[::-1]
+
+
 def outline(mask, origin=(0, 0)):
     """Polygons tracing the pixel edges of a mask (skimage's find_contours runs through pixel
     centres and cuts corners: a 3x3 nucleus would become a diamond of half its area). A list,
     one per 4-connected part, of rings [exterior, *holes] of closed (x, y) lists in image
-    coordinates (`origin` = (y, x) of mask[0, 0])."""
+    coordinates (`origin` = (y, x) of mask[0, 0]): pixel corners at integers, y down."""
     parts, n = ndi.label(mask)
     polygons = []
     for part in range(1, n + 1):
         solid = ndi.binary_fill_holes(parts == part)
         exterior = max(_rings(solid), key=_area)
         holes = _rings(solid & (parts != part)) if solid.sum() > (parts == part).sum() else []
-        polygons.append([[(x + origin[1], y + origin[0]) for x, y in ring + ring[:1]] for ring in [exterior, *holes]])
+        # RFC 7946 winding on the coordinates as written: exterior counter-clockwise, holes
+        # clockwise (_rings traces both the same way). With y pointing down, as it does in the
+        # image, the exterior shows clockwise on screen; RFC 7946 readers judge the numbers.
+        rings = [_wound(exterior, True), *(_wound(hole, False) for hole in holes)]
+        polygons.append([[(x + origin[1], y + origin[0]) for x, y in ring + ring[:1]] for ring in rings])
     return polygons

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from .device import prepare
-from .errors import InputError
+from .errors import InputError, setting
 from .io import atomic_path
 from .shipped import model_path
 
@@ -75,7 +75,11 @@ def save_model(model, path, **metadata):
         tmp.write_text(json.dumps({"config": model.config, **metadata}, indent=2, default=str) + "\n")
 
 
-NOT_A_MODEL = "Point segment.model at a model.pt written by the train rule"
+def not_a_model(more=""):
+    """What to do about a file that is not one of this pipeline's models (errors.setting names the setting)."""
+    return f"Point {setting('segment.model')} at a model.pt written by the train rule{more}"
+
+
 # What a model file may ask for: the architectures this pipeline trains (config/schema), the
 # network input of reader.RegionSource.read (3 channels) and the 3 classes of targets.py.
 MODEL_LIMITS = {"depth": (1, 6), "base_width": (4, 128)}
@@ -85,7 +89,8 @@ IN_CHANNELS, N_CLASSES = 3, 3
 
 def check_model_config(config, path):
     """Refuse a model file's architecture before anything is allocated for it, naming the file."""
-    remedy = "Point segment.model (or train.init_model) at a model.pt written by this pipeline's train rule"
+    key = setting("segment.model")  # in the workflow, train.init_model is checked here too
+    remedy = f"Point {key}{' (or train.init_model)' if key == 'segment.model' else ''} at a model.pt written by this pipeline's train rule"
     if not isinstance(config, dict):
         raise InputError(path, f"holds no model configuration (found {type(config).__name__})", remedy)
     unknown = set(config) - {"in_channels", "n_classes", "depth", "base_width", "norm"}
@@ -109,7 +114,7 @@ def check_model_config(config, path):
 
 def _not_ours(path, exc):
     what = f"is not a model saved by this pipeline ({type(exc).__name__}: {exc})"
-    return InputError(path, what, "Point segment.model at a model.pt written by the train rule")
+    return InputError(path, what, not_a_model())
 
 
 def load_model(path, device="cpu"):
@@ -121,27 +126,28 @@ def load_model(path, device="cpu"):
         with open(path, "rb") as f:
             head = f.read(4)
     except OSError as exc:
-        raise InputError(path, f"cannot be read ({exc.strerror})", "Point segment.model at an existing model.pt, or a shipped model's name") from exc
+        remedy = f"Point {setting('segment.model')} at an existing model.pt, or a shipped model's name"
+        raise InputError(path, f"cannot be read ({exc.strerror})", remedy) from exc
     if head[:2] not in (b"PK", b"\x80\x02"):  # torch.save's zip archive, or its legacy pickle
         raise InputError(
             path,
             f"is not a PyTorch model file (it starts with the bytes {head!r}, not a zip archive)",
-            "Point segment.model at a model.pt written by the train rule",
+            not_a_model(),
         )
     try:
         payload = torch.load(path, map_location=device, weights_only=True)
     except pickle.UnpicklingError as exc:
         if "global" not in str(exc).lower() and "unsupported" not in str(exc).lower():
-            raise InputError(path, f"is corrupt or not a model ({str(exc).splitlines()[0]})", NOT_A_MODEL) from exc
+            raise InputError(path, f"is corrupt or not a model ({str(exc).splitlines()[0]})", not_a_model()) from exc
         raise InputError(
             path,
             "holds pickled objects other than tensors and was refused, as they could run code",
-            "Point segment.model at a model.pt written by the train rule, from a source you trust",
+            not_a_model(", from a source you trust"),
         ) from exc
     except Exception as exc:
         raise _not_ours(path, exc) from exc
     if not isinstance(payload, dict) or "config" not in payload or "state_dict" not in payload:
-        raise InputError(path, "is not a model saved by this pipeline (no config and state_dict)", NOT_A_MODEL)
+        raise InputError(path, "is not a model saved by this pipeline (no config and state_dict)", not_a_model())
     check_model_config(payload["config"], path)
     try:
         model = UNet(**payload["config"])

@@ -7,9 +7,124 @@ Segmenter takes them) from Python.
 
 import dataclasses
 import json
+import math
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
+
+
+@dataclass(frozen=True)
+class Range:
+    """The valid values of a numeric option: from low to high (None: unbounded), a bound left out
+    where it is open; zero, where given, says what 0 means for an option that also takes 0 as
+    "choose for me" (tile 0: the largest window that fits memory_mb)."""
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    zero: str = ""
+
+    def __contains__(self, value):
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or math.isnan(value):
+            return False
+        if self.zero and value == 0:
+            return True
+        if self.low is not None and (value <= self.low if self.low_open else value < self.low):
+            return False
+        return self.high is None or (value < self.high if self.high_open else value <= self.high)
+
+    def __str__(self):
+        """The range in words: "strictly between 0 and 1", "0 (estimated per image) or between 2 and 500"."""
+        low = None if self.low is None else f"{'above' if self.low_open else 'at least'} {self.low:g}"
+        high = None if self.high is None else f"{'below' if self.high_open else 'at most'} {self.high:g}"
+        if low and high and self.low_open == self.high_open:
+            words = f"{'strictly ' if self.low_open else ''}between {self.low:g} and {self.high:g}"
+        else:
+            words = " and ".join(filter(None, (low, high))) or "any number"
+        return f"0 ({self.zero}) or {words}" if self.zero else words
+
+    def check(self, value, name):
+        """value, or a ValueError naming the option as the user gave it: "--seed-threshold must be
+        strictly between 0 and 1, got 1.5" (name: a flag, a keyword or a config key)."""
+        if value in self:
+            return value
+        number = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        got = f"{value:g}" if number else repr(value)
+        if number and self.high == 1 and 1 < value <= 100 and float(value).is_integer():  # a percentage given for a probability
+            got += f" (a probability: for {value:g}% give {value / 100:g})"
+        raise ValueError(f"{name} must be {self}, got {got}")
+
+
+# The one definition of every numeric option's valid values, by its name in Tiling, Thresholds,
+# Segmenter and segment_folder (keywords) and on the command line (--seed-threshold: cli.py).
+# workflow/schemas/config.schema.yaml says the same for the config keys of CONFIG_KEYS
+# (tests/test_ranges.py checks).
+RANGES = MappingProxyType(
+    {
+        # Tiling
+        "tile": Range(32, zero="the largest window that fits memory_mb"),
+        "memory_mb": Range(64),
+        "overlap": Range(0, 0.75),  # 0.75 already computes every pixel 16 times; 0.99 would be 10,000 times
+        "batch_size": Range(1),
+        "tta_max_mp": Range(0),
+        "block": Range(64),
+        "context": Range(0, 512),
+        # Thresholds: probabilities (0 or 1 would make every pixel a seed, or none), sizes in pixels
+        "seed_threshold": Range(0, 1, low_open=True, high_open=True),
+        "foreground_threshold": Range(0, 1, low_open=True, high_open=True),
+        "min_seed_area": Range(1),
+        "min_area": Range(1),
+        # Segmenter, segment_folder, the command line
+        "threads": Range(1),
+        "workers": Range(1),
+        # Nucleus diameter in px. Under 2 px a nucleus is 1-3 pixels, nothing to outline, and
+        # zooming it to the shipped model's 18.4 px median (scale.py) would take a 4096 px image
+        # (the largest held whole to zoom) near the reader's 40,000 px limit. 500 px is a 32 um
+        # nucleus, larger than most, at 0.065 um per pixel (a 100x objective on 6.5 um camera
+        # pixels); the former bound, 2000 px, shrank a 4096 px image to 38 px.
+        "diameter": Range(2, 500, zero="estimated per image"),
+        "pixel_size_um": Range(1e-3, 100.0, zero="from each image's metadata"),  # 1 nm .. 100 um: outside it, a pixel size is a mistake
+        "split_above_mp": Range(0),
+    }
+)
+
+# Where the workflow's config sets each option (section.key); `workers` has no key of its own:
+# the segment job labels in resources.threads processes.
+CONFIG_KEYS = MappingProxyType(
+    {
+        "tile": "predict.tile_size",
+        "memory_mb": "predict.memory_mb",
+        "overlap": "predict.overlap",
+        "batch_size": "predict.batch_size",
+        "tta": "predict.tta",
+        "tta_max_mp": "predict.tta_max_mp",
+        "engine": "predict.engine",
+        "block": "segment.block_size",
+        "context": "segment.context",
+        "seed_threshold": "postprocess.seed_threshold",
+        "foreground_threshold": "postprocess.foreground_threshold",
+        "min_seed_area": "postprocess.min_seed_area",
+        "min_area": "postprocess.min_area",
+        "threads": "resources.threads",
+        "diameter": "segment.diameter",
+        "pixel_size_um": "segment.pixel_size_um",
+        "split_above_mp": "segment.split_above_mp",
+    }
+)
+
+
+def check_ranges(**values):
+    """Refuse any value outside its option's range (RANGES), naming the option; names without a
+    range are left alone."""
+    for name, value in values.items():
+        if name in RANGES:
+            RANGES[name].check(value, name)
+
+
+def _fields(instance):
+    return {f.name: getattr(instance, f.name) for f in dataclasses.fields(instance)}
 
 
 @dataclass(frozen=True)
@@ -27,31 +142,19 @@ class Tiling:
     engine: str = "auto"  # see engine.load_engine
 
     def __post_init__(self):
-        if self.tile < 0 or self.batch_size < 1 or self.memory_mb < 1 or self.tta_max_mp < 0:
-            raise ValueError(
-                f"tile ({self.tile}), tta_max_mp ({self.tta_max_mp}) must be at least 0, "
-                f"batch_size ({self.batch_size}) and memory_mb ({self.memory_mb}) positive"
-            )
-        if not 0 <= self.overlap < 1:
-            raise ValueError(f"overlap ({self.overlap}) must be at least 0 and below 1")
-        if not 0 <= self.context < self.block:
-            raise ValueError(f"context ({self.context}) must be at least 0 and below the block size ({self.block})")
+        check_ranges(**_fields(self))
+        if not self.context < self.block:
+            raise ValueError(f"context ({self.context}) must be below the block size ({self.block})")
 
     @classmethod
     def from_config(cls, predict, segment=None):
-        """From the config's predict (and segment) sections."""
-        keys = {
-            "tile": "tile_size",
-            "memory_mb": "memory_mb",
-            "overlap": "overlap",
-            "batch_size": "batch_size",
-            "tta": "tta",
-            "tta_max_mp": "tta_max_mp",
-            "engine": "engine",
-        }
-        values = {name: predict[key] for name, key in keys.items()}
-        if segment is not None:
-            values.update(block=segment["block_size"], context=segment["context"])
+        """From the config's predict (and segment) sections (CONFIG_KEYS)."""
+        sections = {"predict": predict, "segment": segment}
+        values = {}
+        for f in dataclasses.fields(cls):
+            section, key = CONFIG_KEYS[f.name].split(".")
+            if sections[section] is not None:
+                values[f.name] = sections[section][key]
         return cls(**values)
 
 
@@ -70,6 +173,9 @@ class Thresholds:
     foreground_threshold: float = 0.5
     min_seed_area: int = 4
     min_area: int = 10
+
+    def __post_init__(self):
+        check_ranges(**_fields(self))
 
 
 @dataclass(frozen=True)
@@ -108,7 +214,9 @@ def split_options(options):
     unknown = set(options) - tiling_names - set(THRESHOLD_NAMES)
     if unknown:
         raise TypeError(f"unknown option(s) {', '.join(sorted(unknown))}; use {', '.join(sorted(tiling_names | set(THRESHOLD_NAMES)))}")
-    return Tiling(**{k: v for k, v in options.items() if k in tiling_names}), {k: v for k, v in options.items() if k in THRESHOLD_NAMES}
+    thresholds = {k: v for k, v in options.items() if k in THRESHOLD_NAMES}
+    check_ranges(**thresholds)  # here, not when they replace the model's tuned ones: before the model loads
+    return Tiling(**{k: v for k, v in options.items() if k in tiling_names}), thresholds
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,18 @@ from scipy import ndimage as ndi
 from .formats import GeoJsonWriter, RoiZipWriter, read_geojson_features, read_rois, renamed_roi, roi_bytes
 from .measure import measure, outline
 
-OUTPUTS = ("labels", "measurements", "geojson", "imagej_rois", "ome_zarr")
+OUTPUTS = ("labels", "measurements", "geojson", "imagej_rois", "ome_zarr", "overlay")
 DEFAULT_OUTPUTS = ("labels", "measurements")
-SUFFIXES = {"labels": ".tif", "measurements": ".csv", "geojson": ".geojson", "imagej_rois": ".rois.zip", "ome_zarr": ".ome.zarr"}
+# No suffix ends another, so two images' outputs never share a name; the folder's index.html
+# (overlay.INDEX) ends in none of them, so no image's output can take its name.
+SUFFIXES = {
+    "labels": ".tif",
+    "measurements": ".csv",
+    "geojson": ".geojson",
+    "imagej_rois": ".rois.zip",
+    "ome_zarr": ".ome.zarr",
+    "overlay": ".overlay.png",
+}
 
 
 class _Planes:
@@ -63,10 +72,16 @@ class NucleusOutputs:
         self.planes, self.pixel_size_um = planes, pixel_size_um
         self.channel_names = channel_names or [str(c) for c in range(planes.shape[0])]
         self.table = None if "measurements" not in paths else open(paths["measurements"], "w", newline="")
+        if self.table is not None:  # the header first, so an image without nuclei gets a table pandas reads
+            self.table.write(self.header())
         self.geojson = GeoJsonWriter(paths["geojson"]) if "geojson" in paths else None
         self.rois = RoiZipWriter(paths["imagej_rois"]) if "imagej_rois" in paths else None
-        self.header = None  # the measurements' header line, once a nucleus was measured
         self.areas = []
+
+    def header(self):
+        """The measurements' header line: measure's columns, from an image without objects."""
+        empty = measure(np.zeros((1, 1), np.uint32), np.zeros((1, 1, self.planes.shape[0]), self.planes.dtype), (0, 0), self.channel_names, self.pixel_size_um)
+        return empty.to_csv(index=False)
 
     def on_block(self, labels, origin):
         for nucleus in self.nuclei(labels, origin):
@@ -84,7 +99,7 @@ class NucleusOutputs:
             intensity = np.moveaxis(self.planes[:, y0 : y0 + labels.shape[0], x0 : x0 + labels.shape[1]].compute(), 0, -1)
             frame = measure(labels, intensity, origin, self.channel_names, self.pixel_size_um)
             ids, areas = frame["label"].to_numpy(), frame["area"].to_numpy()
-            self.header, *rows = frame.to_csv(index=False).splitlines(keepends=True)
+            rows = frame.to_csv(index=False).splitlines(keepends=True)[1:]  # the header was written first
             records = frame.drop(columns="label").to_dict("records")
         if self.geojson is None and self.rois is None:
             return [Nucleus(int(label), int(area), row) for label, area, row in zip(ids, areas, rows)]
@@ -110,7 +125,7 @@ class NucleusOutputs:
             rows = none
             if self.table is not None:
                 rows = stack.enter_context(open(paths["measurements"], newline=""))
-                self.header = next(rows, self.header)
+                next(rows, None)  # its header, the one this table began with
             features = read_geojson_features(paths["geojson"]) if self.geojson is not None else none
             rois = read_rois(paths["imagej_rois"]) if self.rois is not None else none
             for label, area, row, feature, roi in zip(range(1, len(areas) + 1), areas, rows, features, rois):
@@ -119,8 +134,6 @@ class NucleusOutputs:
     def add(self, nucleus):
         """Write one nucleus to every output, after those added before it."""
         if self.table is not None:
-            if self.table.tell() == 0:
-                self.table.write(self.header)
             self.table.write(nucleus.row)
         if self.geojson is not None:
             self.geojson.add(nucleus.feature)

@@ -7,10 +7,11 @@ import sys
 from tqdm import tqdm
 
 LOG_INTERVAL_S = 60
+PROGRESS = "progress"  # the attribute that marks a log record as a progress line (a filter may keep only these)
 
 
 class _LogLines:
-    """A file-like sink that turns tqdm's redraws into log records."""
+    """A file-like sink that turns tqdm's redraws into log records, marked as progress lines."""
 
     def __init__(self, log):
         self.log = log
@@ -18,7 +19,7 @@ class _LogLines:
     def write(self, text):
         text = text.replace("\x1b[A", "").strip("\r\n ")  # no cursor moves in a log
         if text:
-            self.log.info("%s", text)
+            self.log.info("%s", text, extra={PROGRESS: True})
 
     def flush(self):
         pass

@@ -59,7 +59,8 @@ import tifffile
 from PIL import JpegImagePlugin, PngImagePlugin
 
 from .appearance import appearance, fill_mask
-from .errors import InputError
+from .errors import InputError, UnreadableImage, counted, setting, setting_value
+from .options import RANGES
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ MAX_DECODED_BYTES = 1 << 32
 MAX_RATIO = 1000
 RATIO_CHECK_PIXELS = 1 << 26
 MIN_SIDE = 8
-PIXEL_SIZE_RANGE_UM = (1e-3, 100.0)  # 1 nm .. 100 um: outside it, a pixel size is a mistake
+PIXEL_SIZE_RANGE_UM = (RANGES["pixel_size_um"].low, RANGES["pixel_size_um"].high)  # 1 nm .. 100 um: outside it, a pixel size is a mistake
 # TIFF resolution tags are written by any software, with any value: a pixel size only in this range.
 PLAUSIBLE_TIFF_PIXEL_UM = (0.01, 100.0)
 # TIFF compressions whose YCbCr tifffile decodes to RGB (OJPEG, JPEG, ALT_JPEG, JPEG_LOSSY).
@@ -95,7 +96,12 @@ TIFF_SUFFIXES = (".tif", ".tiff")
 ZARR_SUFFIXES = (".zarr",)
 IMAGE_SUFFIXES = PIL_SUFFIXES + TIFF_SUFFIXES
 
-CHANNEL_REMEDY = "Set segment.channel to the nuclear channel: its index, its name, or rgb for an RGB colour image"
+
+def channel_remedy():
+    """What to do about an image whose nuclear channel is not known (setting: errors.setting)."""
+    return f"Set {setting('segment.channel')} to the nuclear channel: its index, its name, or rgb for an RGB colour image"
+
+
 STACK_REMEDY = "Segment one 2D plane per file: save one plane or a maximum projection (Fiji: Image > Stacks > Z Project)"
 BOMB_REMEDY = f"Check the file; images over {MAX_SIDE} px a side must be split into tiles first"
 _UNITS_UM = {
@@ -119,7 +125,7 @@ def check_pixel_size(value, name, where):
         raise InputError(
             name,
             f"{where} gives a pixel size of {value} um, outside {low}-{high} um",
-            "Set segment.pixel_size_um to the true pixel size in micrometres (it overrides the file's metadata)",
+            f"Set {setting('segment.pixel_size_um')} to the true pixel size in micrometres (it overrides the file's metadata)",
         )
     return float(value)
 
@@ -202,7 +208,7 @@ class RegionSource:
                 raise InputError(
                     name,
                     f"holds {sizes['P']} planes of shape {shape}, and no metadata says whether they are channels, Z slices or time points",
-                    f"If they are channels, set segment.channel to the nuclear one (an index 0-{sizes['P'] - 1}, or rgb for an RGB colour image); "
+                    f"If they are channels, set {setting('segment.channel')} to the nuclear one (an index 0-{sizes['P'] - 1}, or rgb for an RGB colour image); "
                     "if Z slices or time points, segment one 2D plane per file (save one plane or a maximum projection: Fiji, Image > Stacks > Z Project)",
                 )
             axes = axes.replace("P", "C")
@@ -231,7 +237,7 @@ class RegionSource:
         if self.dtype.kind not in "uifb":
             raise InputError(name, f"has unsupported pixel type {self.dtype}", "Save it as 8- or 16-bit integer or float gray or RGB")
         if pixel_size_um:
-            value = check_pixel_size(pixel_size_um, name, "segment.pixel_size_um")
+            value = check_pixel_size(pixel_size_um, name, setting("segment.pixel_size_um"))
             self.pixel_size, self.pixel_size_source = (value, value), "given"
         elif pixel_size is not None:
             self.pixel_size = tuple(check_pixel_size(v, name, "its metadata") for v in pixel_size)
@@ -248,38 +254,50 @@ class RegionSource:
 
     def select(self, channel):
         """Indices of the nuclear channel(s) that `channel` (None, index, name or "rgb") picks."""
-        named = any(n != str(i) for i, n in enumerate(self.channel_names))
-        names = ", ".join(f"{i}: {n}" for i, n in enumerate(self.channel_names)) if named else "no names"
-        names = names if self.channels <= 32 else f"{names[:200]}..."
+        n, key = self.channels, setting("segment.channel")
+        named = any(name != str(i) for i, name in enumerate(self.channel_names))
+        listing = ", ".join(f"{i}: {name}" for i, name in enumerate(self.channel_names)) if named else "unnamed"
+        listing = listing if n <= 32 else f"{listing[:200]}..."
+        indices = "0" if n == 1 else "0 or 1" if n == 2 else f"an index from 0 to {n - 1}"
+        only_one = f"Leave {key} unset: the image's one channel is used"
         if isinstance(channel, str) and channel.strip().lstrip("-").isdigit():
             channel = int(channel)
         if channel is None or channel == "":
-            if self.channels == 1:
+            if n == 1:
                 return (0,)
-            if self.rgb and self.channels == 3:
+            if self.rgb and n == 3:
                 return (0, 1, 2)
-            raise InputError(self.name, f"has {self.channels} channels ({names}) and is not an RGB colour image", CHANNEL_REMEDY)
+            raise InputError(self.name, f"has {counted(n, 'channel')} ({listing}) and is not an RGB colour image", channel_remedy())
         if isinstance(channel, bool) or not isinstance(channel, int | str):
-            raise InputError(self.name, f"cannot take segment.channel {channel!r}", CHANNEL_REMEDY)
+            raise InputError(self.name, f"cannot take {key} {channel!r}", channel_remedy())
         if isinstance(channel, int):
-            if not 0 <= channel < self.channels:
+            if not 0 <= channel < n:
+                remedy = f"Set {key} to {indices}, its only channel, or leave it unset" if n == 1 else f"Set {key} to {indices}"
                 raise InputError(
                     self.name,
-                    f"has no channel {channel}: it has {self.channels} ({names})",
-                    f"Set segment.channel to an index from 0 to {self.channels - 1}, or a channel name",
+                    f"has no channel {channel}: it has {counted(n, 'channel')}" + (f" ({listing})" if named else ""),
+                    remedy + (", or a channel name" if named else ""),
                 )
             return (channel,)
         if channel.lower() == "rgb":
-            if self.channels not in (3, 4):
+            if n not in (3, 4):
+                rgb = setting_value("segment.channel", "rgb")
+                remedy = only_one if n == 1 else f"Set {key} to the index{' or name' if named else ''} of the nuclear channel"
                 raise InputError(
                     self.name,
-                    f"has {self.channels} channels ({names}), not the 3 of an RGB (or 4 of an RGBA) image (segment.channel: rgb)",
-                    "Set segment.channel to the index or name of the nuclear channel",
+                    f"has {counted(n, 'channel')}{f' ({listing})' if named else ''}, not the 3 of an RGB (or 4 of an RGBA) image ({rgb})",
+                    remedy,
                 )
             return (0, 1, 2)
         matches = [i for i, n in enumerate(self.channel_names) if n == channel] or [i for i, n in enumerate(self.channel_names) if n.lower() == channel.lower()]
         if len(matches) != 1:
-            raise InputError(self.name, f"has no channel named {channel!r}: its channels are {names}", "Set segment.channel to one of these names or indices")
+            if named:
+                problem, remedy = f"its channels are {listing}", f"Set {key} to one of these names or indices"
+            elif n == 1:
+                problem, remedy = "its one channel has no name in its metadata", only_one
+            else:
+                problem, remedy = f"its {n} channels have no names in its metadata", f"Set {key} to an index: {indices}"
+            raise InputError(self.name, f"has no channel named {channel!r}: {problem}", remedy)
         return (matches[0],)
 
     def _stored(self, y0, y1, x0, x1):
@@ -290,7 +308,7 @@ class RegionSource:
         except InputError:
             raise
         except Exception as exc:
-            raise InputError(
+            raise UnreadableImage(
                 self.name,
                 f"cannot be decoded at rows {y0}-{y1}, columns {x0}-{x1} ({type(exc).__name__}: {exc})",
                 "The file is corrupt or truncated: replace it or remove it from the input",
@@ -353,7 +371,8 @@ class RegionSource:
     def _strided(self, channels):
         sy, sx = max(1, self.height // 512), max(1, self.width // 512)
         rows = sy * max(1, 256 // sy)
-        bands = [self.read_channels(y, min(y + rows, self.height), 0, self.width, channels)[::sy, ::sx] for y in range(0, self.height, rows)]
+        # Copies: a strided view would keep its whole band alive, so the list would hold the image.
+        bands = [self.read_channels(y, min(y + rows, self.height), 0, self.width, channels)[::sy, ::sx].copy() for y in range(0, self.height, rows)]
         return np.concatenate(bands)
 
     @property
@@ -377,8 +396,9 @@ class RegionSource:
             bands, alphas = [], []
             for y in range(0, self.height, rows):
                 region, alpha = self._network(y, min(y + rows, self.height), 0, self.width)
-                bands.append(region[::sy, ::sx])
-                alphas.append(alpha[::sy, ::sx] if alpha is not None else None)
+                # Copies: a strided view would keep its whole band alive, so the list would hold the image.
+                bands.append(region[::sy, ::sx].copy())
+                alphas.append(alpha[::sy, ::sx].copy() if alpha is not None else None)
             self._sample = np.concatenate(bands)
             self.sample_alpha = np.concatenate(alphas) if self._alpha is not None else None
         return self._sample
@@ -457,7 +477,7 @@ def _ome_info(tif, name):
             raise InputError(
                 name,
                 f"gives PhysicalSize{axis} in the unknown unit {pixels.get(f'PhysicalSize{axis}Unit')!r}",
-                "Set segment.pixel_size_um to the pixel size in micrometres",
+                f"Set {setting('segment.pixel_size_um')} to the pixel size in micrometres",
             )
         size.append(float(value) * factor)
     return names, tuple(size), len(images)
@@ -642,11 +662,11 @@ def image_format(head, name):
     if kind is None:
         other = next((k for signature, k in OTHER_SIGNATURES if head.startswith(signature)), None)
         if other:
-            raise InputError(
+            raise UnreadableImage(
                 name, f"cannot be decoded as an image: it holds {other} data, not PNG, JPEG or TIFF", "Convert it to PNG or TIFF, or remove it from the input"
             )
         what = "an empty file" if not head else "unrecognised or truncated data"
-        raise InputError(
+        raise UnreadableImage(
             name,
             f"cannot be decoded as an image ({what}: not a PNG, JPEG or TIFF file)",
             "The file is corrupt or truncated: replace it or remove it from the input",
@@ -802,18 +822,18 @@ def open_image(path, channel=None, pixel_size_um=0):
     try:
         size = path.stat().st_size
     except OSError as exc:
-        raise InputError(path, f"cannot be read ({exc.strerror})", "Check that it exists and is readable (a broken link?)") from exc
+        raise UnreadableImage(path, f"cannot be read ({exc.strerror})", "Check that it exists and is readable (a broken link?)") from exc
     kind = image_format(_head(path), name)
     if kind != "TIFF":
         try:
             data = path.read_bytes()
         except OSError as exc:
-            raise InputError(path, f"cannot be read ({exc.strerror})", "Check that it exists and is readable") from exc
+            raise UnreadableImage(path, f"cannot be read ({exc.strerror})", "Check that it exists and is readable") from exc
         return _decode(data, name, channel, pixel_size_um, kind)
     try:
         tif = tifffile.TiffFile(path)
     except Exception as exc:
-        raise InputError(path, f"cannot be read as a TIFF ({type(exc).__name__}: {exc})", "The file is corrupt or truncated: replace it") from exc
+        raise UnreadableImage(path, f"cannot be read as a TIFF ({type(exc).__name__}: {exc})", "The file is corrupt or truncated: replace it") from exc
     try:
         return _open_tiff(tif, name, channel, pixel_size_um, size, lazy_path=path)
     except InputError:
@@ -821,7 +841,7 @@ def open_image(path, channel=None, pixel_size_um=0):
         raise
     except Exception as exc:
         tif.close()
-        raise InputError(path, f"cannot be read ({type(exc).__name__}: {exc})", "The file is corrupt or truncated: replace it") from exc
+        raise UnreadableImage(path, f"cannot be read ({type(exc).__name__}: {exc})", "The file is corrupt or truncated: replace it") from exc
 
 
 def image_size(path, channel=None, pixel_size_um=0):
@@ -834,7 +854,7 @@ def image_size(path, channel=None, pixel_size_um=0):
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise InputError(path, f"cannot be read ({exc.strerror})", "Check that it exists and is readable") from exc
+        raise UnreadableImage(path, f"cannot be read ({exc.strerror})", "Check that it exists and is readable") from exc
     with _pil_image(data, str(path), image_format(data[:16], str(path))) as img:
         return img.height, img.width
 
@@ -849,7 +869,8 @@ def _decode(data, name, channel, pixel_size_um, kind):
         raise
     except Exception as exc:
         detail = "unrecognised or truncated data" if isinstance(exc, SyntaxError) else f"{type(exc).__name__}: {exc}"
-        raise InputError(name, f"cannot be decoded as an image ({detail})", "The file is corrupt or truncated: replace it or remove it from the input") from exc
+        remedy = "The file is corrupt or truncated: replace it or remove it from the input"
+        raise UnreadableImage(name, f"cannot be decoded as an image ({detail})", remedy) from exc
 
 
 def open_bytes(data, name, channel=None, pixel_size_um=0):

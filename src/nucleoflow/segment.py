@@ -14,21 +14,27 @@ import pandas as pd
 
 from .blocks import PartRows, RegionSource, label_bands, label_image, open_image, part_rows
 from .engine import check_tile, load_engine
-from .errors import InputError
+from .errors import InputError, UnreadableImage, counted
 from .formats import write_label_ome_tiff, write_ome_zarr
-from .io import replace_into, staging_dir
-from .options import SPLIT_ABOVE_MP, ThresholdSet, split_options
+from .io import atomic_path, check_no_clobber, replace_into, staging_dir
+from .options import SPLIT_ABOVE_MP, ThresholdSet, check_ranges, split_options
 from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES, NucleusOutputs, channel_planes
+from .overlay import INDEX, Overlay, write_index
 from .pool import Workers
 from .progress import LOG_INTERVAL_S, progress
 from .reader import IMAGE_SUFFIXES, image_entries, image_size
 from .scale import labels_to_shape, median_diameter, rescale_factor, zoom
-from .shards import PART, PARTS, merge_parts
+from .shards import PART, PARTS, merge_parts, read_parts
 
 log = logging.getLogger(__name__)
 # Images up to this many pixels (a 4096 px square) may be labelled at another zoom, held whole;
 # larger ones stream block by block at their own scale.
 ZOOM_MAX_PIXELS = 4096 * 4096
+# The run's summary, beside its images' outputs in the output folder (check_targets keeps an
+# image's outputs off its name).
+SUMMARY = "summary.csv"
+# summary.csv columns holding integers: the nucleus count and options.Thresholds' integer fields.
+SUMMARY_INTEGERS = ("nuclei", "min_seed_area", "min_area")
 
 
 class Segmenter:
@@ -39,17 +45,20 @@ class Segmenter:
 
     Keyword options are the fields of options.Tiling (tile, overlap, batch_size, tta, block,
     context, engine) and of options.Thresholds (seed_threshold, foreground_threshold,
-    min_seed_area, min_area); each defaults to the value there. Thresholds not given default to
-    the ones tuned for the model (saved in its card; for a modality with its own, those, the
-    modality told from the image's pixels as the normaliser tells its polarity). Images are
-    labelled in blocks of `block` pixels with `context` pixels around each, so memory stays
-    bounded for images of any size. threads: the network's CPU threads; workers: processes that
-    label an image's blocks while the network predicts the next ones (labels equal one worker's),
-    kept from one image to the next until close() or the end of a `with Segmenter(...)` block
-    (more than one needs the `if __name__ == "__main__":` guard of multiprocessing in scripts).
+    min_seed_area, min_area); each defaults to the value there, and every number (threads,
+    workers, diameter and pixel_size_um too) is checked against options.RANGES before the model
+    loads. Thresholds not given default to the ones tuned for the model (saved in its card; for
+    a modality with its own, those, the modality told from the image's pixels as the normaliser
+    tells its polarity). Images are labelled in blocks of `block` pixels with `context` pixels
+    around each, so memory stays bounded for images of any size. threads: the network's CPU
+    threads; workers: processes that label an image's blocks while the network predicts the
+    next ones (labels equal one worker's), kept from one image to the next until close() or the
+    end of a `with Segmenter(...)` block (more than one needs the `if __name__ == "__main__":`
+    guard of multiprocessing in scripts).
     """
 
     def __init__(self, model_path, threads=1, diameter=0, channel=None, pixel_size_um=0, workers=1, **options):
+        check_ranges(threads=threads, workers=workers, diameter=diameter, pixel_size_um=pixel_size_um)  # before the model loads
         self.channel, self.pixel_size_um = channel, pixel_size_um  # reader.open_image's (segment.channel, segment.pixel_size_um)
         self.workers = Workers(workers)
         self.tiling, overrides = split_options(options)
@@ -65,6 +74,7 @@ class Segmenter:
         self.sizes = self.metadata.get("nucleus_diameter_px")
         # Modalities the model is known to fail on, with what to do (the card's "caution").
         self.cautions = self.metadata.get("caution", {})
+        self._cautioned = None  # within gathered_cautions: {(modality, note): [image names]}
 
     def __enter__(self):
         return self
@@ -77,11 +87,29 @@ class Segmenter:
         self.workers.close()
 
     def caution(self, source):
-        """The card's warning for this image's modality (logged), or "" when it has none."""
-        note = self.cautions.get(source.appearance.modality, "")
-        if note:
-            log.warning("%s: %s image: %s", source.name, source.appearance.modality, note)
+        """The card's warning for this image's modality (logged, or gathered: gathered_cautions),
+        or "" when it has none."""
+        modality = source.appearance.modality
+        note = self.cautions.get(modality, "")
+        if note and self._cautioned is not None:
+            self._cautioned.setdefault((modality, note), []).append(Path(source.name).name)
+        elif note:
+            log.warning("%s: %s image: %s", source.name, modality, note)
         return note
+
+    @contextlib.contextmanager
+    def gathered_cautions(self):
+        """Within: the card's cautions are not logged image by image but once each on leaving,
+        with the number of images they concern (a run over a folder says each once)."""
+        outer, self._cautioned = self._cautioned, {}
+        try:
+            yield
+        finally:
+            gathered, self._cautioned = self._cautioned, outer
+            for (modality, note), names in gathered.items():
+                shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+                verb = "is" if len(names) == 1 else "are"
+                log.warning("%s %s %s (%s): %s", counted(len(names), "image"), verb, modality, shown, note)
 
     def thresholds_for(self, source):
         """The postprocess thresholds for one image (a RegionSource): those of its modality."""
@@ -144,11 +172,12 @@ class Segmenter:
         return self.to_files(image_path, out_path.parent, ["labels"], pixel_size_um, stem=out_path.name.removesuffix(".tif"), tiles=tiles)["nuclei"]
 
     def to_files(self, image_path, out_dir, outputs=DEFAULT_OUTPUTS, pixel_size_um=None, channel_names=None, stem=None, tiles=None):
-        """Label an image file of any size into out_dir/<stem>.{tif,csv,geojson,rois.zip,ome.zarr}
+        """Label an image file of any size into out_dir/<stem>.{tif,csv,geojson,rois.zip,ome.zarr,overlay.png}
         (the `outputs` named; outputs.OUTPUTS), all of them or none, reading and writing block by
         block; returns the image's summary row (nuclei, median area, thresholds, modality, model)."""
         image_path, out_dir = Path(image_path), Path(out_dir)
         stem = stem or output_stem(image_path)
+        check_targets(image_targets(image_path, out_dir, outputs, stem), [image_path], "Write them to another out_dir (to_tiff: another out_path)")
         source = self.open(image_path)
         try:
             pixel_size_um, pixel_source = self._pixel_size(source, pixel_size_um)
@@ -161,13 +190,17 @@ class Segmenter:
                 labels = paths.get("labels", Path(tmp) / "labels.tif")  # the OME-Zarr is made from them
                 planes = channel_planes(source)
                 nuclei = NucleusOutputs(paths, planes, channel_names, pixel_size_um)
+                overlay = Overlay((source.height, source.width)) if "overlay" in paths else None
                 try:
                     with contextlib.closing(self._bands(source, thresholds, tiles, nuclei.on_block)) as bands:
-                        write_label_ome_tiff(labels, bands, (source.height, source.width), pixel_size_um)
+                        shown = overlay.tap(bands) if overlay else bands
+                        write_label_ome_tiff(labels, shown, (source.height, source.width), pixel_size_um)
                 finally:
                     nuclei.close()
                 if "ome_zarr" in paths:
                     write_ome_zarr(paths["ome_zarr"], planes, nuclei.channel_names, labels, pixel_size_um)
+                if overlay:
+                    overlay.write(paths["overlay"], source)
                 replace_into(paths.values(), out_dir)
         finally:
             source.close()
@@ -199,6 +232,7 @@ class Segmenter:
         Writes nothing for a part that gets no block rows (blocks.split_block_rows; an image
         labelled at its nuclei's zoom, held whole, is all part 1's)."""
         image_path = Path(image_path)
+        check_targets([(part_dir, "the part's folder, replaced whole")], [image_path], "Choose a part_dir that holds no input")
         source = self.open(image_path)
         try:
             rows = self._part_rows(source, part)
@@ -209,7 +243,7 @@ class Segmenter:
             thresholds = self.thresholds_for(source)
             note = self.caution(source)
             with staging_dir(part_dir) as tmp:
-                paths = {name: tmp / f"{PART}{SUFFIXES[name]}" for name in outputs if name != "ome_zarr"}
+                paths = {name: tmp / f"{PART}{SUFFIXES[name]}" for name in outputs if name not in ("ome_zarr", "overlay")}  # made by the join
                 nuclei = NucleusOutputs(paths, channel_planes(source), list(source.channel_names), pixel_size_um)
                 blocks = []  # [first label, y0, x0, y1, x1] of each block's region
 
@@ -238,7 +272,7 @@ class Segmenter:
                     "about": self._about(source, pixel_size_um, pixel_source, note, thresholds),
                 }
                 (tmp / f"{PART}.json").write_text(json.dumps(record))
-            log.info("%s: part %d of %d (block rows %d-%d): %d nuclei", image_path.name, *part, *rows.blocks, len(nuclei.areas))
+            log.info("%s: part %d of %d (block rows %d-%d): %s", image_path.name, *part, *rows.blocks, counted(len(nuclei.areas), "nucleus", "nuclei"))
         finally:
             source.close()
 
@@ -269,22 +303,48 @@ def output_stem(path):
     return stem[:-4] if stem.lower().endswith(".ome") else stem
 
 
-def check_stems(images, where):
-    """Refuse two images whose outputs would share a name."""
-    seen = {}
-    for path in images:
-        stem = output_stem(path)
-        if stem in seen:
-            clash = f"holds two images with the name stem {stem!r} ({seen[stem]}, {path})"
-            raise InputError(where, clash, "Rename one: outputs are named <stem>.tif")
-        seen[stem] = path
+def image_targets(image, out_dir, outputs, stem=None):
+    """(path, what) of the files an image's `outputs` (outputs.OUTPUTS) are written to:
+    out_dir/<stem><suffix>, the stem output_stem(image) unless given."""
+    check_outputs(outputs, "outputs")
+    stem = stem or output_stem(image)
+    return [(Path(out_dir) / f"{stem}{SUFFIXES[name]}", f"the {name} of {image}") for name in outputs]
 
 
-def check_images(images, channel=None, pixel_size_um=0):
-    """Open every image (layout, channel, pixel size, size limits) before any work; logs each."""
+def run_targets(images, out_dir, outputs):
+    """(path, what) of every file a run over `images` writes into out_dir: each image's outputs
+    and the run's summary (and index page, with overlays)."""
+    run = [(Path(out_dir) / SUMMARY, "the summary of the run")] + ([(Path(out_dir) / INDEX, "the index page of the run")] if "overlay" in outputs else [])
+    return [target for path in images for target in image_targets(path, out_dir, outputs)] + run
+
+
+CLASH_REMEDY = f"Rename one of the images: an image <stem> gets <stem>{', <stem>'.join(SUFFIXES.values())} (the outputs chosen); the run writes {SUMMARY}"
+
+
+def check_targets(targets, inputs, remedy):
+    """Refuse, before any work, outputs (run_targets, image_targets, folders replaced whole) that
+    would overwrite an input or one another (io.check_no_clobber); `remedy` says how to write
+    them elsewhere, naming what chose the output folder."""
+    check_no_clobber(targets, inputs, remedy, CLASH_REMEDY)
+
+
+def check_images(images, channel=None, pixel_size_um=0, skipped=None):
+    """Open every image (layout, channel, pixel size, size limits) before any work; logs each.
+    Returns the images to segment: all of them, or with `skipped` (a list) given, those that
+    could be read, each other one logged and appended to it as (path, why)."""
+    readable = []
     for path in images:
-        with open_image(path, channel, pixel_size_um) as source:
-            log.info("%s: %s", path.name, source.describe())
+        try:
+            with open_image(path, channel, pixel_size_um) as source:
+                log.info("%s: %s", path.name, source.describe())
+        except UnreadableImage as exc:
+            if skipped is None:
+                raise
+            log.warning("%s: skipped, %s", path, exc.problem)
+            skipped.append((path, exc.problem))
+            continue
+        readable.append(path)
+    return readable
 
 
 def check_outputs(outputs, setting):
@@ -294,19 +354,52 @@ def check_outputs(outputs, setting):
         raise InputError(setting, f"names unknown outputs {unknown}", f"Choose from {list(OUTPUTS)}")
 
 
-def segment_images(segmenter, images, out_dir, outputs=DEFAULT_OUTPUTS, pixel_size_um=None, skipped=()):
+def segment_images(segmenter, images, out_dir, outputs=DEFAULT_OUTPUTS, pixel_size_um=None, skipped=(), strict=True):
     """Label each image into out_dir/<stem>.<outputs> (each image's files written whole or not at
     all) and out_dir/summary.csv (one row per image), with progress over the images and over the
-    tiles of each. pixel_size_um None: each image's own (segment.pixel_size_um, else the file's).
-    skipped: (path, reason) of entries that were not images, each a summary row saying why."""
-    rows = []
-    with progress(images, desc="images", unit="image", log=log) as bar:
+    tiles of each; with the overlay output also out_dir/index.html (overlay.write_index).
+    pixel_size_um None: each image's own (segment.pixel_size_um, else the file's). skipped:
+    (path, reason) of entries that were not images, each a summary row saying why. strict False:
+    an image that turns out unreadable while it is labelled (a corrupt tile) is skipped too,
+    nothing written for it, where strict stops the run. The model card's cautions are logged
+    once each, with the number of images they concern. Returns the summary (a DataFrame)."""
+    check_targets(run_targets(images, out_dir, outputs), images, "Write the outputs elsewhere: choose an out_dir that holds no input")
+    rows, skipped = [], list(skipped)
+    with segmenter.gathered_cautions(), progress(images, desc="images", unit="image", log=log) as bar:
         for path in bar:
-            with progress(desc=path.name, unit="tile", log=log, leave=False, position=1, delay=LOG_INTERVAL_S) as tiles:
-                rows.append(segmenter.to_files(path, out_dir, outputs, pixel_size_um, tiles=tiles))
-            log.info("%s: %d nuclei", path.name, rows[-1]["nuclei"])
+            try:
+                with progress(desc=path.name, unit="tile", log=log, leave=False, position=1, delay=LOG_INTERVAL_S) as tiles:
+                    rows.append(segmenter.to_files(path, out_dir, outputs, pixel_size_um, tiles=tiles))
+            except UnreadableImage as exc:
+                if strict:
+                    raise
+                log.warning("%s: skipped, %s", path, exc.problem)
+                skipped.append((path, exc.problem))
+                continue
+            log.info("%s: %s", path.name, counted(rows[-1]["nuclei"], "nucleus", "nuclei"))
     rows = [{**row, "status": "segmented"} for row in rows] + [{"image": Path(p).name, "status": f"skipped: {why}"} for p, why in skipped]
-    (pd.DataFrame(rows) if rows else pd.DataFrame(columns=["image", "status"])).to_csv(Path(out_dir) / "summary.csv", index=False)
+    summary = write_summary(pd.DataFrame(rows) if rows else pd.DataFrame(columns=["image", "status"]), Path(out_dir) / SUMMARY)
+    if "overlay" in outputs:
+        write_index(Path(out_dir) / INDEX, summary, overlay_name)
+    return summary
+
+
+def write_summary(frame, path):
+    """summary.csv from its rows (a DataFrame), whole or not at all, as every output; returns what
+    it wrote. Counts and integer thresholds stay integers where some rows lack them (a skipped
+    entry's), instead of pandas' floats ("12.0" nuclei)."""
+    frame = frame.copy()
+    for column in SUMMARY_INTEGERS:
+        if column in frame and frame[column].dropna().mod(1).eq(0).all():
+            frame[column] = frame[column].astype("Int64")
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+    return frame
+
+
+def overlay_name(image):
+    """The file name of the overlay of an image (its name in summary.csv)."""
+    return f"{output_stem(image)}{SUFFIXES['overlay']}"
 
 
 def segment_folder(
@@ -331,12 +424,16 @@ def segment_folder(
     name) and, of each image above split_above_mp megapixels (n > 1), its part k of n (its band
     of block rows, Segmenter.to_part) into out_dir/parts/<stem>/; gather_shards joins them.
     """
+    check_ranges(threads=threads, workers=workers, pixel_size_um=pixel_size_um, split_above_mp=split_above_mp, **options)
     skipped = []
     images = list_images(input_dir, "segment.input_dir", skipped)
-    check_stems(images, input_dir)
     check_outputs(outputs, "segment.outputs")
     k, n = shard
     split = [path for path in images if n > 1 and math.prod(image_size(path, channel, pixel_size_um)) > split_above_mp * 1e6]
+    # Every image's outputs, not only this shard's: the shards' folders are gathered into one.
+    targets = [(out_dir, "the output folder, replaced whole when the run ends"), *run_targets(images, out_dir, outputs)]
+    targets += [(Path(out_dir) / PARTS / output_stem(path), f"the folder of the parts of {path}") for path in split]
+    check_targets(targets, [input_dir, *images], "Write the outputs elsewhere: choose an out_dir that neither is nor holds the input folder")
     whole = [path for path in images if path not in split][k - 1 :: n]
     check_images(whole + split, channel, pixel_size_um)
     with Segmenter(model_path, threads, channel=channel, pixel_size_um=pixel_size_um, workers=workers, **options) as segmenter, staging_dir(out_dir) as tmp:
@@ -355,21 +452,37 @@ def _link(src, dst):
 
 def gather_shards(shard_dirs, out_dir):
     """Merge the shards' outputs into one folder (hard links where possible, else copies), the
-    parts of split images joined (shards.merge_parts), their summaries into one summary.csv."""
+    parts of split images joined (shards.merge_parts), their summaries into one summary.csv.
+    Hidden entries (Snakemake's .snakemake_timestamp) are not outputs: left out."""
+    files, summaries, parts, index = [], [], {}, False
+    for shard in shard_dirs:
+        for path in sorted(Path(shard).iterdir()):
+            if path.name == SUMMARY:
+                summaries.append(path)
+            elif path.name == INDEX:  # each shard's page shows its own images: one for all is written below
+                index = True
+            elif path.name == PARTS:
+                for part in path.iterdir():
+                    parts.setdefault(part.name, []).append(part)
+            elif not path.name.startswith("."):
+                files.append(path)
+    targets = [(out_dir, "the output folder, replaced whole when the gather ends"), (Path(out_dir) / SUMMARY, "the summary of the run")]
+    targets += [(Path(out_dir) / path.name, f"the copy of {path}") for path in files]
+    inputs = list(shard_dirs)
+    for stem, dirs in parts.items():
+        first = read_parts(dirs)[0]  # the joins read the split images again
+        targets += [(Path(out_dir) / f"{stem}{SUFFIXES[name]}", f"the {name} joined from the parts of {first['image']}") for name in first["outputs"]]
+        inputs.append(first["image"])
+    check_targets(targets, inputs, "Choose an out_dir that holds none of the shards' folders and no image")
     with staging_dir(out_dir) as tmp:
-        summaries, parts = [], {}
-        for shard in shard_dirs:
-            for path in sorted(Path(shard).iterdir()):
-                if path.name == "summary.csv":
-                    summaries.append(pd.read_csv(path))
-                elif path.name == PARTS:
-                    for part in path.iterdir():
-                        parts.setdefault(part.name, []).append(part)
-                elif path.is_dir():  # an OME-Zarr
-                    shutil.copytree(path, tmp / path.name, copy_function=_link)
-                else:
-                    _link(path, tmp / path.name)
+        for path in files:
+            if path.is_dir():  # an OME-Zarr
+                shutil.copytree(path, tmp / path.name, copy_function=_link)
+            else:
+                _link(path, tmp / path.name)
         joined = [{**merge_parts(dirs, tmp, stem), "status": "segmented"} for stem, dirs in sorted(parts.items())]
-        rows = [frame for frame in (*summaries, pd.DataFrame(joined)) if len(frame)]  # a shard may have only parts
-        pd.concat(rows).sort_values("image").to_csv(tmp / "summary.csv", index=False)
+        rows = [frame for frame in (*map(pd.read_csv, summaries), pd.DataFrame(joined)) if len(frame)]  # a shard may have only parts
+        summary = write_summary(pd.concat(rows).sort_values("image"), tmp / SUMMARY)
+        if index:
+            write_index(tmp / INDEX, summary, overlay_name)
     log.info("gathered %d label images from %d shards", len(list(Path(out_dir).glob("*.tif"))), len(shard_dirs))

@@ -23,9 +23,11 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from .errors import counted
 from .formats import TIFF_TILE, write_label_ome_tiff, write_ome_zarr
 from .io import replace_into
 from .outputs import SUFFIXES, NucleusOutputs, area_summary, channel_planes
+from .overlay import Overlay
 from .reader import open_image
 
 log = logging.getLogger(__name__)
@@ -62,15 +64,20 @@ def merge_parts(part_dirs, out_dir, stem):
         planes = channel_planes(source)
         nuclei = NucleusOutputs(paths, planes, first["channel_names"], pixel_size_um)
         counts = {"trimmed": 0, "dropped": 0}
+        overlay = Overlay(shape) if "overlay" in paths else None
         try:
-            write_label_ome_tiff(labels, _merged_bands(parts, shape[1], nuclei, counts), shape, pixel_size_um)
+            bands = _merged_bands(parts, shape[1], nuclei, counts)
+            write_label_ome_tiff(labels, overlay.tap(bands) if overlay else bands, shape, pixel_size_um)
         finally:
             nuclei.close()
         if "ome_zarr" in paths:
             write_ome_zarr(paths["ome_zarr"], planes, nuclei.channel_names, labels, pixel_size_um)
+        if overlay:
+            overlay.write(paths["overlay"], source)
         replace_into(paths.values(), out_dir)
     trimmed, dropped = counts["trimmed"], counts["dropped"]
-    log.info("%s: %d parts joined, %d nuclei; where parts overlap %d nuclei trimmed, %d dropped", stem, len(parts), len(nuclei.areas), trimmed, dropped)
+    found = counted(len(nuclei.areas), "nucleus", "nuclei")
+    log.info("%s: %d parts joined, %s; where parts overlap %s trimmed, %d dropped", stem, len(parts), found, counted(trimmed, "nucleus", "nuclei"), dropped)
     return {"image": Path(first["image"]).name, **area_summary(nuclei.areas, pixel_size_um), **first["about"]}
 
 

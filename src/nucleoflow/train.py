@@ -186,7 +186,7 @@ def _fit_to_budget(state, data, training, rank):
         samples = int(agreed.item())
     if rank.lead:
         log.info(
-            "budget %.0f min: %.2f s per step of %d crops, %.0f s per validation -> %d epochs x %d crops",
+            "budget %g min: %.2f s per step of %d crops, %.0f s per validation -> %d epochs x %d crops",
             training.budget_min, step_s, training.batch_size, validation_s, training.epochs, samples,
         )  # fmt: skip
     return samples

@@ -9,7 +9,8 @@ import nucleoflow
 import yaml
 
 from nucleoflow.deps import module_files
-from nucleoflow.io import ERRORS_DIR
+from nucleoflow.errors import InputError
+from nucleoflow.io import ERRORS_DIR, check_outside_results
 from nucleoflow.reader import file_fingerprint, image_entries
 from nucleoflow.shipped import model_path
 
@@ -54,6 +55,19 @@ def segment_folder_checked():
             "set it to the folder of your images"
         )
     return folder
+
+
+def segment_input_problem():
+    """A message when segment.input_dir lies inside results/, whose folders Snakemake deletes
+    (results/segment) before their rules run again, else None; an empty or missing folder is
+    refused when the segment target is asked for (segment_folder_checked)."""
+    folder = config["segment"]["input_dir"]
+    try:
+        if folder:
+            check_outside_results(folder, "segment.input_dir")
+    except InputError as exc:
+        return f"segment.input_dir {exc}"
+    return None
 
 
 def segment_input(wildcards):
@@ -207,7 +221,7 @@ def cpu_training_note(config, model="results/model/model.pt"):
     """A warning, before any job, when the train rule is still to run, this machine has no
     NVIDIA GPU and the schedule is not fitted to a time budget; else None."""
     train = config["train"]
-    if Path(model).exists() or train["budget_min"] or shutil.which("nvidia-smi") or Path("/dev/nvidia0").exists():
+    if Path(model).exists() or train["budget_min"] or shutil.which("nvidia-smi"):
         return None
     crops = train["epochs"] * train["samples_per_epoch"]
     hours = crops / CPU_CROPS_PER_S / 3600
