@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 import zipfile
+from multiprocessing.shared_memory import SharedMemory
 from pathlib import Path
 
 import numpy as np
@@ -16,12 +17,14 @@ import pytest
 import tifffile
 from synthetic import discs, probabilities_from
 
+from nucleoflow import pool
 from nucleoflow.appearance import appearance, pixel_sample
 from nucleoflow.blocks import RegionSource, label_bands, label_image, open_image
 from nucleoflow.formats import write_label_ome_tiff
 from nucleoflow.io import decode_image, to_hwc
 from nucleoflow.metrics import iou_matrix
 from nucleoflow.options import Thresholds, Tiling
+from nucleoflow.pool import SHM
 from nucleoflow.segment import Segmenter
 from nucleoflow.shipped import model_path
 
@@ -185,8 +188,27 @@ def test_segmenter_uses_the_thresholds_tuned_for_the_images_modality(tmp_path):
     assert Segmenter(tmp_path / "model.pt", min_area=5)(colour).max() == 4  # a keyword overrides both
 
 
-def shared_memory_segments():
-    return {p.name for p in Path("/dev/shm").iterdir()} if Path("/dev/shm").is_dir() else set()
+@pytest.fixture
+def created_segments(monkeypatch):
+    """The names of the shared memory segments nucleoflow.pool creates during the test, in
+    order. Its buffers are created in this process only (workers attach to them by name), so
+    these are all the segments the test's process tree makes; other processes' segments in
+    /dev/shm (a training, another test run) are left out of its checks."""
+    created = []
+
+    class Recorded(SharedMemory):
+        def __init__(self, name=None, create=False, size=0, **options):
+            super().__init__(name, create, size, **options)
+            if create:
+                created.append(self.name)
+
+    monkeypatch.setattr(pool, "SharedMemory", Recorded)
+    return created
+
+
+def left_in_shm(names):
+    """Those of the segments `names` still in /dev/shm (not unlinked)."""
+    return [name for name in names if (SHM / name).exists()]
 
 
 def label_in_blocks(crops_zip, workers, on_block=None):
@@ -198,10 +220,9 @@ def label_in_blocks(crops_zip, workers, on_block=None):
     return np.concatenate([rows for _, rows in bands])
 
 
-def test_blocks_labelled_by_two_workers_equal_one(crops_zip):
+def test_blocks_labelled_by_two_workers_equal_one(crops_zip, created_segments):
     """Two processes label the blocks while the network predicts: the same labels, numbered alike,
     and the same nuclei handed to on_block in the same order; no process or shared memory is left."""
-    segments = shared_memory_segments()
     calls = {1: [], 2: []}
     children = {1: set(), 2: set()}
 
@@ -218,19 +239,19 @@ def test_blocks_labelled_by_two_workers_equal_one(crops_zip):
     assert [origin for origin, _ in calls[2]] == [origin for origin, _ in calls[1]]
     assert all(np.array_equal(a, b) for (_, a), (_, b) in zip(calls[1], calls[2]))
     assert children == {1: {0}, 2: {2}}  # labelled here with one worker, by two processes with two
-    assert multiprocessing.active_children() == [] and shared_memory_segments() == segments
+    assert created_segments and left_in_shm(created_segments) == []  # blocks went through shared memory, all unlinked
+    assert multiprocessing.active_children() == []
 
 
-def test_an_interrupt_stops_the_workers_and_frees_their_memory(crops_zip):
-    segments = shared_memory_segments()
-
+def test_an_interrupt_stops_the_workers_and_frees_their_memory(crops_zip, created_segments):
     def interrupt(labels, origin):
         if origin[0] > 0:  # the first block row done, later ones in the workers
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
         label_in_blocks(crops_zip, 2, interrupt)
-    assert multiprocessing.active_children() == [] and shared_memory_segments() == segments
+    assert created_segments and left_in_shm(created_segments) == []
+    assert multiprocessing.active_children() == []
 
 
 def test_a_segmenter_keeps_its_workers_from_one_image_to_the_next(crops_zip):
@@ -249,24 +270,23 @@ def test_a_segmenter_keeps_its_workers_from_one_image_to_the_next(crops_zip):
     assert multiprocessing.active_children() == []
 
 
-def test_blocks_that_find_no_room_in_shared_memory_are_labelled_here(crops_zip, monkeypatch, caplog):
+def test_blocks_that_find_no_room_in_shared_memory_are_labelled_here(crops_zip, created_segments, monkeypatch, caplog):
     """/dev/shm as small as in a Docker container (64 MB by default; here 1 MB, room for two of
     the mosaic's 0.4 MB blocks): past its end a write would kill the process, so the blocks that
     find no free buffer are labelled in the main process, with the same labels."""
-    segments, real = shared_memory_segments(), shutil.disk_usage
+    real = shutil.disk_usage
 
-    def ours():  # sizes of the SharedMemory segments made since (not the pool's semaphores), of this test's blocks
-        sizes = [(Path("/dev/shm") / name).stat().st_size for name in shared_memory_segments() - segments if name.startswith("psm_")]
-        return [size for size in sizes if size < 2**20]
+    def ours():  # sizes of this test's segments not yet unlinked
+        return [(SHM / name).stat().st_size for name in left_in_shm(created_segments)]
 
     def disk_usage(path):  # the file system's answer, its free space cut to 1 MB less what the blocks take
         usage = real(path)
-        return usage._replace(free=2**20 - sum(ours())) if Path(path) == Path("/dev/shm") else usage
+        return usage._replace(free=2**20 - sum(ours())) if Path(path) == SHM else usage
 
     monkeypatch.setattr(shutil, "disk_usage", disk_usage)
     calls = []
     labels = label_in_blocks(crops_zip, 2, lambda labels, origin: calls.append(len(ours())))
-    monkeypatch.undo()
+    monkeypatch.setattr(shutil, "disk_usage", real)
     np.testing.assert_array_equal(labels, label_in_blocks(crops_zip, 1))
     assert max(calls) == 2 and caplog.text.count("labelled in this process") == 1
     assert multiprocessing.active_children() == [] and ours() == []
