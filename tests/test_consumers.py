@@ -1,27 +1,33 @@
-"""Every output read as the tools that open it read it, on the committed real crops (.test/data):
-the OME-Zarr validated by ome-zarr-models and read by ome-zarr's reader (napari-ome-zarr's), the
+"""Every output `segment` writes, opened by the tool that reads it, for a gray, an RGB and a
+multichannel image, each with its pixel size in its own metadata (the `segmented` fixture:
+user_images.py, TIFFs made from the committed real crops, segmented with every output): the
 label TIFF's strips and resolution tags as ImageJ's own TIFF reader takes them (tifffile), the
-measurement CSVs by pandas, GeoJSON rings by their signed area as RFC 7946 judges them (shapely is
-not installed: its orient/is_ccw would judge the same shoelace sign), ImageJ ROIs by roifile."""
+measurements by pandas, the GeoJSON by geopandas and shapely, the ImageJ ROIs by roifile, the
+OME-Zarr validated by ome-zarr-models, the overlay by Pillow. napari's readers open the labels
+TIFF and the OME-Zarr in test_napari.py."""
 
 import io
 import json
 import zipfile
 
+import geopandas
 import numpy as np
 import pandas as pd
 import pytest
 import roifile
+import shapely
 import tifffile
+from PIL import Image
 from scipy import ndimage as ndi
+from user_images import non_decreasing_map
 
-from nucleoflow.formats import STRIP_MAX_SIDE, pyramid_strides, write_label_ome_tiff, write_ome_zarr
-from nucleoflow.outputs import NucleusOutputs, channel_planes
+from nucleoflow.formats import STRIP_MAX_SIDE, pyramid_strides, write_label_ome_tiff
+from nucleoflow.outputs import OUTPUTS, NucleusOutputs, channel_planes
+from nucleoflow.overlay import COLOUR
 from nucleoflow.reader import open_bytes
 
 PIXEL_SIZE_UM = 0.5
 CROWDED = "ae9f76b5360df3f6"  # gray fluorescence, 256 px, 73 nuclei (crops.csv)
-HISTOLOGY = "65c8527c16a01619"  # RGB histology, 176 px, 41 nuclei
 EMPTY = "538b7673d507014d"  # gray fluorescence, 256 px, no nucleus
 
 
@@ -33,39 +39,52 @@ def crop(crops_zip, stem):
     return source, labels
 
 
-def moments(ring):
-    """(signed area, x moment, y moment) of a ring of (x, y), closed or not (shoelace): the area
-    positive counter-clockwise, as RFC 7946 counts."""
-    x, y = np.asarray(ring, float).T
-    x1, y1 = np.roll(x, -1), np.roll(y, -1)
-    cross = x * y1 - x1 * y
-    return cross.sum() / 2, ((x + x1) * cross).sum() / 6, ((y + y1) * cross).sum() / 6
+def parts(geometry):
+    """The polygons of a Polygon or MultiPolygon."""
+    return list(getattr(geometry, "geoms", [geometry]))
 
 
-def signed_area(ring):
-    return moments(ring)[0]
+def one_ring(geometry):
+    """Whether a nucleus's geometry is one polygon without holes: its exterior is all of it."""
+    polygons = parts(geometry)
+    return len(polygons) == 1 and not polygons[0].interiors
 
 
-def centroid(rings):
-    """(x, y) area centroid of rings whose winding signs their area (holes subtract)."""
-    area, mx, my = np.sum([moments(ring) for ring in rings], axis=0)
-    return mx / area, my / area
+def test_each_image_is_segmented_at_the_pixel_size_its_metadata_gives(segmented):
+    image, summary, labels = segmented.image, segmented.summary, segmented.labels
+    assert summary["pixel_size_um"] == pytest.approx(image.pixel_size_um) and summary["pixel_size_source"] == image.pixel_size_source
+    assert labels.shape == image.pixels.shape[:2] and labels.dtype == np.uint32
+    assert summary["nuclei"] == labels.max() > 10 and np.array_equal(np.unique(labels), np.arange(labels.max() + 1))
+    assert sorted(p.name for p in segmented.out.iterdir()) == sorted(segmented.output(name).name for name in OUTPUTS)
 
 
-def test_label_tiff_is_strips_with_resolution_tags_as_imagej_reads_them(tmp_path, crops_zip):
+def test_a_multichannel_image_is_segmented_on_the_channel_it_names(segment_user_image):
+    """DAPI, the second channel, is the gray crop: the same nuclei as the gray image's (the
+    first, a blur of it, would give others)."""
+    multichannel, gray = segment_user_image("multichannel"), segment_user_image("gray")
+    assert multichannel.image.channel == "DAPI"
+    np.testing.assert_array_equal(multichannel.labels, gray.labels)
+
+
+def test_label_tiff_is_strips_with_resolution_tags_as_imagej_reads_them(segmented):
     """ImageJ's own reader refuses tiles and BigTIFF, reads zlib strips and takes the pixel size
     from XResolution/YResolution and ResolutionUnit, never from the OME-XML."""
-    _, labels = crop(crops_zip, CROWDED)
-    write_label_ome_tiff(tmp_path / "labels.tif", [(0, labels)], labels.shape, PIXEL_SIZE_UM)
-    write_label_ome_tiff(tmp_path / "no_size.tif", [(0, labels)], labels.shape)
-    with tifffile.TiffFile(tmp_path / "labels.tif") as tif:
+    size = segmented.image.pixel_size_um
+    with tifffile.TiffFile(segmented.output("labels")) as tif:
         page = tif.pages[0]
         assert not tif.is_bigtiff and not page.is_tiled and page.compression == tifffile.COMPRESSION.ADOBE_DEFLATE
         assert page.resolutionunit == tifffile.RESUNIT.CENTIMETER
-        assert page.resolution == pytest.approx((1e4 / PIXEL_SIZE_UM, 1e4 / PIXEL_SIZE_UM), rel=1e-6)  # pixels per cm
-        np.testing.assert_array_equal(page.asarray(), labels)
+        assert page.resolution == pytest.approx((1e4 / size, 1e4 / size), rel=1e-6)  # pixels per cm
+        pixels = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]["Pixels"]  # what OME readers (Bio-Formats) take
+        assert (pixels["PhysicalSizeX"], pixels["PhysicalSizeY"]) == pytest.approx((size, size)) and pixels["PhysicalSizeXUnit"] == "µm"
+        np.testing.assert_array_equal(page.asarray(), segmented.labels)
+
+
+def test_a_label_tiff_without_a_pixel_size_claims_none(tmp_path, crops_zip):
+    _, labels = crop(crops_zip, CROWDED)
+    write_label_ome_tiff(tmp_path / "no_size.tif", [(0, labels)], labels.shape)
     with tifffile.TiffFile(tmp_path / "no_size.tif") as tif:
-        assert tif.pages[0].resolutionunit == tifffile.RESUNIT.NONE  # no size known: none claimed
+        assert tif.pages[0].resolutionunit == tifffile.RESUNIT.NONE
 
 
 def test_label_tiff_above_the_strip_limit_is_tiled_with_resolution_on_every_level(tmp_path, crops_zip):
@@ -84,30 +103,20 @@ def test_label_tiff_above_the_strip_limit_is_tiled_with_resolution_on_every_leve
         np.testing.assert_array_equal(levels[0].asarray(), wide)
 
 
-@pytest.mark.parametrize("stem", [CROWDED, HISTOLOGY], ids=["gray", "rgb"])
-def test_ome_zarr_is_valid_ngff_with_a_colour_and_window_for_every_channel(tmp_path, crops_zip, stem):
-    """ome-zarr-models validates NGFF 0.4 (omero channels need `color` and `window`); ome-zarr's
-    reader, napari-ome-zarr's, then gives napari one colormap and contrast limits per channel."""
-    import zarr
-    from ome_zarr.io import parse_url
-    from ome_zarr.reader import Reader
-    from ome_zarr_models.v04.image import Image
-    from ome_zarr_models.v04.image_label import ImageLabel
-
-    source, labels = crop(crops_zip, stem)
-    write_label_ome_tiff(tmp_path / "labels.tif", [(0, labels)], labels.shape, PIXEL_SIZE_UM)
-    write_ome_zarr(tmp_path / "crop.ome.zarr", channel_planes(source), list(source.channel_names), tmp_path / "labels.tif", PIXEL_SIZE_UM)
-    root = zarr.open_group(str(tmp_path / "crop.ome.zarr"), mode="r", zarr_format=2)
-    channels = Image.from_zarr(root).attributes.omero.channels  # raises a ValidationError on a channel without them
-    ImageLabel.from_zarr(root["labels/nuclei"])
-    assert len(channels) == source.channels
-    assert [c.color for c in channels] == (["FFFFFF"] if source.channels == 1 else ["FF0000", "00FF00", "0000FF"])
-    pixels = source.read_channels(0, source.height, 0, source.width)  # a crop is its own coarsest level
-    for c, channel in enumerate(channels):
-        assert (channel.window.start, channel.window.end) == (float(pixels[..., c].min()), float(pixels[..., c].max()))
-        assert channel.window.min <= channel.window.start < channel.window.end <= channel.window.max
-    image = next(iter(Reader(parse_url(tmp_path / "crop.ome.zarr"))()))
-    assert len(image.metadata["colormap"]) == len(image.metadata["contrast_limits"]) == source.channels
+def test_measurements_are_a_row_per_nucleus_with_every_channel_by_its_name(segmented):
+    """pandas reads one row per label of the labels TIFF: its pixel count, the mean of each of
+    the file's channels (named as the file names them) over its pixels, areas in µm²."""
+    image, labels = segmented.image, segmented.labels
+    table = pd.read_csv(segmented.output("measurements"))
+    ids = np.unique(labels)[1:]
+    np.testing.assert_array_equal(table["label"], ids)
+    np.testing.assert_array_equal(table["area"], np.bincount(labels.ravel())[ids])
+    assert list(table.filter(like="mean_intensity_").columns) == [f"mean_intensity_{name}" for name in image.channel_names]
+    for c, name in enumerate(image.channel_names):
+        np.testing.assert_allclose(table[f"mean_intensity_{name}"], ndi.mean(image.pixels[..., c], labels, ids), rtol=1e-9)
+    size = image.pixel_size_um
+    np.testing.assert_allclose(table["area_um2"], table["area"] * size**2)
+    np.testing.assert_allclose(table[["centroid_x_um", "centroid_y_um"]], table[["centroid_x", "centroid_y"]] * size)
 
 
 def test_measurements_of_an_image_without_nuclei_are_a_header_pandas_reads(tmp_path, crops_zip):
@@ -129,9 +138,29 @@ def test_measurements_of_an_image_without_nuclei_are_a_header_pandas_reads(tmp_p
     assert {"label", "centroid_x", "area", "mean_intensity_0", "area_um2"} <= set(tables["none"].columns)
 
 
+def test_geojson_opens_in_geopandas_with_valid_polygons_that_are_the_nuclei(segmented):
+    """geopandas reads a QuPath detection per nucleus, in pixel coordinates (corners at
+    integers); shapely finds each polygon valid, its area the nucleus's pixel count, and the
+    pixel centres it contains exactly the nucleus's pixels (holes left out)."""
+    labels = segmented.labels
+    frame = geopandas.read_file(segmented.output("geojson"))
+    table = pd.read_csv(segmented.output("measurements"))
+    np.testing.assert_array_equal(frame["label"], table["label"])
+    assert (frame["objectType"] == "detection").all() and frame.geometry.is_valid.all()
+    np.testing.assert_array_equal(frame.geometry.area, table["area"])
+    x0, y0, x1, y1 = frame.total_bounds
+    assert 0 <= x0 and 0 <= y0 and x1 <= labels.shape[1] and y1 <= labels.shape[0]
+    boxes = ndi.find_objects(labels)
+    for label, geometry in zip(frame["label"], frame.geometry):
+        box = boxes[label - 1]
+        ys, xs = np.mgrid[box] + 0.5
+        np.testing.assert_array_equal(shapely.contains_xy(geometry, xs, ys), labels[box] == label, err_msg=str(label))
+
+
 def test_geojson_exteriors_wind_counter_clockwise_and_holes_clockwise(tmp_path, crops_zip):
-    """RFC 7946 on the coordinates as written (x right, y down): every exterior of a real crop's
-    nuclei has positive signed area, every hole negative; its largest nucleus gets a hole."""
+    """RFC 7946 on the coordinates as written (x right, y down; shapely's is_ccw judges them as
+    they are): every exterior of a real crop's nuclei counter-clockwise, every hole clockwise;
+    its largest nucleus gets a hole."""
     source, labels = crop(crops_zip, CROWDED)
     largest = np.argmax(np.bincount(labels.ravel())[1:]) + 1
     depth = ndi.distance_transform_edt(labels == largest)
@@ -145,34 +174,88 @@ def test_geojson_exteriors_wind_counter_clockwise_and_holes_clockwise(tmp_path, 
     assert len(features) == labels.max()
     holes = 0
     for feature in features:
-        geometry, label = feature["geometry"], feature["properties"]["label"]
-        for exterior, *inner in [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]:
-            assert signed_area(exterior) > 0, label
-            assert all(signed_area(ring) < 0 for ring in inner), label
-            holes += len(inner)
+        for polygon in parts(shapely.geometry.shape(feature["geometry"])):
+            assert polygon.exterior.is_ccw, feature["properties"]["label"]
+            assert not any(ring.is_ccw for ring in polygon.interiors), feature["properties"]["label"]
+            holes += len(polygon.interiors)
     assert holes >= 1
 
 
-def test_csv_centroids_geojson_and_imagej_rois_share_one_pixel_convention(tmp_path, crops_zip):
+def test_imagej_rois_open_in_roifile_as_each_nucleus_outline(segmented):
+    """roifile reads one traced polygon per nucleus, named by its label, in pixel coordinates:
+    the exterior of one of its GeoJSON polygons (an ImageJ polygon has one ring), so for a
+    nucleus of one part without holes its area is the nucleus's pixel count."""
+    rois = roifile.roiread(segmented.output("imagej_rois"))
+    frame = geopandas.read_file(segmented.output("geojson"))
+    assert [roi.name for roi in rois] == [str(label) for label in frame["label"]]
+    whole = 0
+    for roi, geometry in zip(rois, frame.geometry):
+        assert roi.roitype == roifile.ROI_TYPE.TRACED
+        outline = shapely.Polygon(roi.coordinates())
+        assert any(outline.equals(shapely.Polygon(part.exterior)) for part in parts(geometry)), roi.name
+        if one_ring(geometry):
+            assert outline.area == geometry.area
+            whole += 1
+    assert whole > 0.9 * len(rois)
+
+
+def test_csv_centroids_geojson_and_imagej_rois_share_one_pixel_convention(segmented):
     """Pixel corners at integers, a pixel's centre at +0.5: every nucleus's CSV centroid (pandas)
-    is the area centroid of its GeoJSON polygons and of its ImageJ ROI (roifile); it sat 0.5 px
+    is the area centroid of its GeoJSON polygons and of its ImageJ ROI (shapely); it sat 0.5 px
     off when the CSV put pixel centres at integers."""
-    source, labels = crop(crops_zip, CROWDED)
-    paths = {"measurements": tmp_path / "crop.csv", "geojson": tmp_path / "crop.geojson", "imagej_rois": tmp_path / "crop.rois.zip"}
-    nuclei = NucleusOutputs(paths, channel_planes(source), list(source.channel_names), PIXEL_SIZE_UM)
-    nuclei.on_block(labels, (0, 0))
-    nuclei.close()
-    table = pd.read_csv(paths["measurements"]).set_index("label")
-    rois = {int(roi.name): roi for roi in roifile.roiread(paths["imagej_rois"])}
-    features = json.loads(paths["geojson"].read_text())["features"]
-    assert len(table) == len(rois) == len(features) == labels.max()
+    table = pd.read_csv(segmented.output("measurements")).set_index("label")
+    rois = {int(roi.name): roi for roi in roifile.roiread(segmented.output("imagej_rois"))}
+    frame = geopandas.read_file(segmented.output("geojson"))
+    assert len(table) == len(rois) == len(frame) == segmented.labels.max()
     with_roi = 0
-    for feature in features:
-        label, geometry = feature["properties"]["label"], feature["geometry"]
-        polygons = [geometry["coordinates"]] if geometry["type"] == "Polygon" else geometry["coordinates"]
+    for label, geometry in zip(frame["label"], frame.geometry):
         expected = table.loc[label, ["centroid_x", "centroid_y"]].to_numpy(float)
-        np.testing.assert_allclose(centroid([ring for polygon in polygons for ring in polygon]), expected, atol=1e-6, err_msg=str(label))
-        if len(polygons) == 1 and len(polygons[0]) == 1:  # an ImageJ ROI holds the exterior alone
-            np.testing.assert_allclose(centroid([rois[label].coordinates()]), expected, atol=1e-6, err_msg=str(label))
+        np.testing.assert_allclose(geometry.centroid.coords[0], expected, atol=1e-6, err_msg=str(label))
+        if one_ring(geometry):  # an ImageJ ROI holds the exterior alone
+            np.testing.assert_allclose(shapely.Polygon(rois[label].coordinates()).centroid.coords[0], expected, atol=1e-6, err_msg=str(label))
             with_roi += 1
-    assert with_roi > 0.9 * len(features)
+    assert with_roi > 0.9 * len(frame)
+
+
+def test_ome_zarr_is_valid_ngff_with_the_pixel_size_and_a_colour_and_window_for_every_channel(segmented):
+    """ome-zarr-models validates NGFF 0.4 (omero channels need `color` and `window`): the image's
+    channels by their names, at the pixel size in micrometres, its labels those of the TIFF."""
+    import zarr
+    from ome_zarr_models.v04.image import Image as NgffImage
+    from ome_zarr_models.v04.image_label import ImageLabel
+
+    image, size = segmented.image, segmented.image.pixel_size_um
+    root = zarr.open_group(str(segmented.output("ome_zarr")), mode="r", zarr_format=2)
+    attributes = NgffImage.from_zarr(root).attributes  # raises a ValidationError on a channel without colour or window
+    nuclei = ImageLabel.from_zarr(root["labels/nuclei"]).attributes
+    channels = attributes.omero.channels
+    assert [c.label for c in channels] == image.channel_names
+    assert [c.color for c in channels] == (["FFFFFF"] if len(channels) == 1 else ["FF0000", "00FF00", "0000FF"][: len(channels)])
+    for c, channel in enumerate(channels):
+        plane = image.pixels[..., c]
+        assert (channel.window.start, channel.window.end) == (float(plane.min()), float(plane.max()))
+        assert channel.window.min <= channel.window.start < channel.window.end <= channel.window.max
+    picture, labels = attributes.multiscales[0], nuclei.multiscales[0]
+    assert [axis.unit for axis in picture.axes] == [None, "micrometer", "micrometer"]
+    assert [axis.unit for axis in labels.axes] == ["micrometer", "micrometer"]
+    assert list(picture.datasets[0].coordinateTransformations[0].scale) == pytest.approx([1.0, size, size])
+    assert list(labels.datasets[0].coordinateTransformations[0].scale) == pytest.approx([size, size])
+    np.testing.assert_array_equal(root[picture.datasets[0].path][...], np.moveaxis(image.pixels, -1, 0))
+    np.testing.assert_array_equal(root["labels/nuclei"][labels.datasets[0].path][...], segmented.labels)
+
+
+def test_overlay_opens_as_the_image_with_every_nucleus_outlined(segmented):
+    """Pillow opens an 8-bit RGB PNG of the image's size: yellow outlines on the nuclei's edges,
+    every nucleus outlined, and elsewhere the channels the network saw (the nuclear one of the
+    multichannel image), each an increasing map of its own values."""
+    image, labels = segmented.image, segmented.labels
+    with Image.open(segmented.output("overlay")) as png:
+        assert png.format == "PNG" and png.mode == "RGB" and png.size == labels.shape[::-1]
+        rgb = np.asarray(png)
+    outline = (rgb == COLOUR).all(axis=-1)
+    assert not outline[labels == 0].any() and set(np.unique(labels[outline])) == set(np.unique(labels)[1:])
+    assert outline.sum() < 0.8 * (labels > 0).sum()  # outlines, not filled nuclei
+    shown = image.nuclear * 3 if len(image.nuclear) == 1 else image.nuclear
+    for c, channel in enumerate(shown):
+        values, drawn = image.pixels[..., channel][~outline], rgb[..., c][~outline]
+        assert non_decreasing_map(values, drawn) and drawn.std() > 20, (c, channel)
