@@ -1,5 +1,7 @@
 """The napari plugin (src/nucleoflow/napari.yaml, napari_plugin.py): the Segment nuclei widget on a
-committed crop in a real viewer, the reader on segment's outputs.
+committed crop in a real viewer, the reader on segment's outputs; and segment's OME-Zarr and
+labels TIFF of a gray, an RGB and a multichannel image (user_images.py) opened by napari's
+readers, napari-ome-zarr's and napari's own.
 
 Needs the `napari` extra (skipped without it) and, for the tests that open a viewer, a display:
 .ci/run runs this file under xvfb-run (`-m napari`).
@@ -16,6 +18,7 @@ import pytest
 import tifffile
 from conftest import ROOT
 from scipy import ndimage as ndi
+from user_images import non_decreasing_map
 
 napari = pytest.importorskip("napari")
 pytest.importorskip("pytestqt")
@@ -60,6 +63,14 @@ def viewer(npe2pm, make_napari_viewer):
         yield make_napari_viewer(show=True)
 
 
+@pytest.fixture
+def readers_viewer(npe2pm, make_napari_viewer):
+    """A shown viewer with the readers a user has beside this plugin: napari-ome-zarr's (the
+    napari extra installs it) and napari's own (builtins)."""
+    with npe2pm.tmp_plugin(manifest=str(MANIFEST)), npe2pm.tmp_plugin(package="napari-ome-zarr"), npe2pm.tmp_plugin(package="napari"):
+        yield make_napari_viewer(show=True)
+
+
 def test_manifest_is_valid_and_installed_with_the_package():
     manifest = PluginManifest.from_file(MANIFEST)
     manifest.validate_imports()  # every python_name imports
@@ -83,6 +94,31 @@ def _canvas_pixel(viewer, shot, world):
     ratio = shot.shape[0] / height  # device pixels per canvas pixel
     zoom = camera.zoom
     return round(((world[0] - cy) * zoom + height / 2) * ratio), round(((world[1] - cx) * zoom + width / 2) * ratio)
+
+
+def assert_labels_drawn(viewer, layer, labels, size):
+    """A screenshot of the Labels `layer` alone (the caller hides the others), opaque, shows each
+    nucleus of `labels` ((H, W), `size` world units a pixel) in its own colour at its deepest
+    pixel, and the canvas background at the pixel farthest from any nucleus."""
+    layer.visible, layer.opacity = True, 1.0
+    shot = viewer.screenshot(canvas_only=True, flash=False)
+    background = shot[2, 2, :3].astype(int)  # a corner of the canvas, outside the image
+    depth = ndi.distance_transform_edt(labels)
+    checked = 0
+    for label in np.unique(labels)[1:]:
+        inside = np.where(labels == label, depth, 0)
+        if inside.max() < 3:
+            continue
+        y, x = np.unravel_index(inside.argmax(), inside.shape)  # the nucleus's deepest pixel
+        row, col = _canvas_pixel(viewer, shot, (y * size, x * size))
+        colour = np.asarray(layer.get_color(label)).reshape(-1)[:3] * 255
+        assert np.abs(shot[row, col, :3] - colour).max() <= 12, (label, shot[row, col], colour)
+        checked += 1
+    assert checked >= 10
+    gap = ndi.distance_transform_edt(labels == 0)
+    y, x = np.unravel_index(gap.argmax(), gap.shape)  # the pixel farthest from any nucleus
+    row, col = _canvas_pixel(viewer, shot, (y * size, x * size))
+    assert np.abs(shot[row, col, :3].astype(int) - background).max() <= 2
 
 
 @needs_display
@@ -124,26 +160,8 @@ def test_widget_segments_the_image_layer_like_segmenter(viewer, qtbot, crop, ref
     assert shot.ndim == 3 and shot[..., :3].std() > 10  # not blank: the crop and its labels drawn
     assert len(np.unique(shot[..., :3].reshape(-1, 3), axis=0)) > 100
 
-    viewer.layers[stem].visible = False  # the labels alone, opaque, over the canvas background
-    labels.opacity = 1.0
-    shot = viewer.screenshot(canvas_only=True, flash=False)
-    background = shot[2, 2, :3].astype(int)  # a corner of the canvas, outside the image
-    depth = ndi.distance_transform_edt(labels.data)
-    checked = 0
-    for label in ids:
-        inside = np.where(labels.data == label, depth, 0)
-        if inside.max() < 3:
-            continue
-        y, x = np.unravel_index(inside.argmax(), inside.shape)  # the nucleus's deepest pixel
-        row, col = _canvas_pixel(viewer, shot, (y * 0.25, x * 0.25))
-        colour = np.asarray(labels.get_color(label)).reshape(-1)[:3] * 255
-        assert np.abs(shot[row, col, :3] - colour).max() <= 12, (label, shot[row, col], colour)
-        checked += 1
-    assert checked >= 10
-    gap = ndi.distance_transform_edt(labels.data == 0)
-    y, x = np.unravel_index(gap.argmax(), gap.shape)  # the pixel farthest from any nucleus
-    row, col = _canvas_pixel(viewer, shot, (y * 0.25, x * 0.25))
-    assert np.abs(shot[row, col, :3].astype(int) - background).max() <= 2
+    viewer.layers[stem].visible = False
+    assert_labels_drawn(viewer, labels, labels.data, 0.25)
 
 
 @needs_display
@@ -200,3 +218,57 @@ def test_reader_opens_a_pyramidal_labels_tiff_as_multiscale(tmp_path):
     assert np.array_equal(data[0][:], labels) and np.array_equal(data[1][:], labels[::2, ::2])
     assert kwargs["scale"] == (0.325, 0.325) and "features" not in kwargs
     assert read_labels(tmp_path / "big.tif")[0][1]["name"] == "big"
+
+
+def full_resolution(layer):
+    """A layer's data at full resolution, as an array (a multiscale layer's first level)."""
+    return np.asarray(layer.data[0] if layer.multiscale else layer.data)
+
+
+@needs_display
+def test_napari_ome_zarr_opens_the_ome_zarr_with_its_labels_over_the_nuclei(readers_viewer, segmented):
+    """napari-ome-zarr opens a layer per channel, named by it, and the labels, all at the pixel
+    size in micrometres; on screen each channel is drawn where its pixels are (its colour an
+    increasing map of their values at the centre of 256 pixels), the labels over the nuclei."""
+    viewer, image, size = readers_viewer, segmented.image, segmented.image.pixel_size_um
+    layers = viewer.open(segmented.output("ome_zarr"), plugin="napari-ome-zarr")
+    channels = [layer for layer in layers if isinstance(layer, napari.layers.Image)]
+    nuclei = [layer for layer in layers if isinstance(layer, napari.layers.Labels)]
+    assert len(nuclei) == 1 and len(layers) == len(channels) + 1
+    assert [layer.name for layer in channels] == [f"{segmented.stem}: {name}" for name in image.channel_names]
+    for layer in [*channels, *nuclei]:
+        assert tuple(layer.scale) == pytest.approx((size, size)) and [str(u) for u in layer.units] == ["micrometer", "micrometer"]
+        assert tuple(layer.translate) == (0.0, 0.0)
+    for c, layer in enumerate(channels):
+        np.testing.assert_array_equal(full_resolution(layer), image.pixels[..., c])
+    labels = nuclei[0]
+    np.testing.assert_array_equal(full_resolution(labels), segmented.labels)
+
+    labels.visible = False  # napari-ome-zarr shows the channels first
+    viewer.reset_view()
+    shot = viewer.screenshot(canvas_only=True, flash=False)
+    ys, xs = (np.linspace(0, n - 1, 16).round().astype(int) for n in segmented.labels.shape)
+    ys, xs = (grid.ravel() for grid in np.meshgrid(ys, xs, indexing="ij"))
+    drawn = np.array([shot[_canvas_pixel(viewer, shot, (y * size, x * size))][:3] for y, x in zip(ys, xs)])
+    for c in range(len(channels)):  # gray: white; two or three channels: red, green, blue
+        assert non_decreasing_map(image.pixels[ys, xs, c], drawn[:, 0 if len(channels) == 1 else c]), c
+        assert drawn[:, 0 if len(channels) == 1 else c].std() > 10
+
+    for layer in channels:
+        layer.visible = False
+    assert_labels_drawn(viewer, labels, segmented.labels, size)
+
+
+@needs_display
+def test_the_labels_tiff_keeps_its_pixel_size_in_nucleoflows_reader_not_naparis_own(readers_viewer, segmented):
+    """napari's own reader (imageio) reads a TIFF's pixels only: the labels open as an image at
+    one world unit a pixel. nucleoflow's reader opens them as labels at the pixel size the input
+    image's metadata gave (ImageJ's calibration, TIFF resolution, OME)."""
+    path, size = segmented.output("labels"), segmented.image.pixel_size_um
+    (own,) = readers_viewer.open(path, plugin="napari")
+    assert isinstance(own, napari.layers.Image) and tuple(own.scale) == (1.0, 1.0)
+    np.testing.assert_array_equal(full_resolution(own), segmented.labels)
+    (labels,) = readers_viewer.open(path, plugin="nucleoflow")
+    assert isinstance(labels, napari.layers.Labels) and tuple(labels.scale) == pytest.approx((size, size))
+    np.testing.assert_array_equal(full_resolution(labels), segmented.labels)
+    assert len(labels.features) == segmented.summary["nuclei"]  # the measurements beside it
