@@ -45,7 +45,7 @@ def segment_user_image(tmp_path_factory, crops_zip):
 
 
 @pytest.fixture(scope="session", params=KINDS)
-def segmented(request, segment_user_image):
+def segmented_image(request, segment_user_image):
     """A gray, an RGB and a multichannel image with a pixel size, segmented with every output
     (user_images.py)."""
     return segment_user_image(request.param)

@@ -1,5 +1,5 @@
 """Every output `segment` writes, opened by the tool that reads it, for a gray, an RGB and a
-multichannel image, each with its pixel size in its own metadata (the `segmented` fixture:
+multichannel image, each with its pixel size in its own metadata (the `segmented_image` fixture:
 user_images.py, TIFFs made from the committed real crops, segmented with every output): the
 label TIFF's strips and resolution tags as ImageJ's own TIFF reader takes them (tifffile), the
 measurements by pandas, the GeoJSON by geopandas and shapely, the ImageJ ROIs by roifile, the
@@ -50,12 +50,12 @@ def one_ring(geometry):
     return len(polygons) == 1 and not polygons[0].interiors
 
 
-def test_each_image_is_segmented_at_the_pixel_size_its_metadata_gives(segmented):
-    image, summary, labels = segmented.image, segmented.summary, segmented.labels
+def test_each_image_is_segmented_at_the_pixel_size_its_metadata_gives(segmented_image):
+    image, summary, labels = segmented_image.image, segmented_image.summary, segmented_image.labels
     assert summary["pixel_size_um"] == pytest.approx(image.pixel_size_um) and summary["pixel_size_source"] == image.pixel_size_source
     assert labels.shape == image.pixels.shape[:2] and labels.dtype == np.uint32
     assert summary["nuclei"] == labels.max() > 10 and np.array_equal(np.unique(labels), np.arange(labels.max() + 1))
-    assert sorted(p.name for p in segmented.out.iterdir()) == sorted(segmented.output(name).name for name in OUTPUTS)
+    assert sorted(p.name for p in segmented_image.out.iterdir()) == sorted(segmented_image.output(name).name for name in OUTPUTS)
 
 
 def test_a_multichannel_image_is_segmented_on_the_channel_it_names(segment_user_image):
@@ -66,18 +66,18 @@ def test_a_multichannel_image_is_segmented_on_the_channel_it_names(segment_user_
     np.testing.assert_array_equal(multichannel.labels, gray.labels)
 
 
-def test_label_tiff_is_strips_with_resolution_tags_as_imagej_reads_them(segmented):
+def test_label_tiff_is_strips_with_resolution_tags_as_imagej_reads_them(segmented_image):
     """ImageJ's own reader refuses tiles and BigTIFF, reads zlib strips and takes the pixel size
     from XResolution/YResolution and ResolutionUnit, never from the OME-XML."""
-    size = segmented.image.pixel_size_um
-    with tifffile.TiffFile(segmented.output("labels")) as tif:
+    size = segmented_image.image.pixel_size_um
+    with tifffile.TiffFile(segmented_image.output("labels")) as tif:
         page = tif.pages[0]
         assert not tif.is_bigtiff and not page.is_tiled and page.compression == tifffile.COMPRESSION.ADOBE_DEFLATE
         assert page.resolutionunit == tifffile.RESUNIT.CENTIMETER
         assert page.resolution == pytest.approx((1e4 / size, 1e4 / size), rel=1e-6)  # pixels per cm
         pixels = tifffile.xml2dict(tif.ome_metadata)["OME"]["Image"]["Pixels"]  # what OME readers (Bio-Formats) take
         assert (pixels["PhysicalSizeX"], pixels["PhysicalSizeY"]) == pytest.approx((size, size)) and pixels["PhysicalSizeXUnit"] == "µm"
-        np.testing.assert_array_equal(page.asarray(), segmented.labels)
+        np.testing.assert_array_equal(page.asarray(), segmented_image.labels)
 
 
 def test_a_label_tiff_without_a_pixel_size_claims_none(tmp_path, crops_zip):
@@ -103,11 +103,11 @@ def test_label_tiff_above_the_strip_limit_is_tiled_with_resolution_on_every_leve
         np.testing.assert_array_equal(levels[0].asarray(), wide)
 
 
-def test_measurements_are_a_row_per_nucleus_with_every_channel_by_its_name(segmented):
+def test_measurements_are_a_row_per_nucleus_with_every_channel_by_its_name(segmented_image):
     """pandas reads one row per label of the labels TIFF: its pixel count, the mean of each of
     the file's channels (named as the file names them) over its pixels, areas in µm²."""
-    image, labels = segmented.image, segmented.labels
-    table = pd.read_csv(segmented.output("measurements"))
+    image, labels = segmented_image.image, segmented_image.labels
+    table = pd.read_csv(segmented_image.output("measurements"))
     ids = np.unique(labels)[1:]
     np.testing.assert_array_equal(table["label"], ids)
     np.testing.assert_array_equal(table["area"], np.bincount(labels.ravel())[ids])
@@ -138,13 +138,13 @@ def test_measurements_of_an_image_without_nuclei_are_a_header_pandas_reads(tmp_p
     assert {"label", "centroid_x", "area", "mean_intensity_0", "area_um2"} <= set(tables["none"].columns)
 
 
-def test_geojson_opens_in_geopandas_with_valid_polygons_that_are_the_nuclei(segmented):
+def test_geojson_opens_in_geopandas_with_valid_polygons_that_are_the_nuclei(segmented_image):
     """geopandas reads a QuPath detection per nucleus, in pixel coordinates (corners at
     integers); shapely finds each polygon valid, its area the nucleus's pixel count, and the
     pixel centres it contains exactly the nucleus's pixels (holes left out)."""
-    labels = segmented.labels
-    frame = geopandas.read_file(segmented.output("geojson"))
-    table = pd.read_csv(segmented.output("measurements"))
+    labels = segmented_image.labels
+    frame = geopandas.read_file(segmented_image.output("geojson"))
+    table = pd.read_csv(segmented_image.output("measurements"))
     np.testing.assert_array_equal(frame["label"], table["label"])
     assert (frame["objectType"] == "detection").all() and frame.geometry.is_valid.all()
     np.testing.assert_array_equal(frame.geometry.area, table["area"])
@@ -181,12 +181,12 @@ def test_geojson_exteriors_wind_counter_clockwise_and_holes_clockwise(tmp_path, 
     assert holes >= 1
 
 
-def test_imagej_rois_open_in_roifile_as_each_nucleus_outline(segmented):
+def test_imagej_rois_open_in_roifile_as_each_nucleus_outline(segmented_image):
     """roifile reads one traced polygon per nucleus, named by its label, in pixel coordinates:
     the exterior of one of its GeoJSON polygons (an ImageJ polygon has one ring), so for a
     nucleus of one part without holes its area is the nucleus's pixel count."""
-    rois = roifile.roiread(segmented.output("imagej_rois"))
-    frame = geopandas.read_file(segmented.output("geojson"))
+    rois = roifile.roiread(segmented_image.output("imagej_rois"))
+    frame = geopandas.read_file(segmented_image.output("geojson"))
     assert [roi.name for roi in rois] == [str(label) for label in frame["label"]]
     whole = 0
     for roi, geometry in zip(rois, frame.geometry):
@@ -199,14 +199,14 @@ def test_imagej_rois_open_in_roifile_as_each_nucleus_outline(segmented):
     assert whole > 0.9 * len(rois)
 
 
-def test_csv_centroids_geojson_and_imagej_rois_share_one_pixel_convention(segmented):
+def test_csv_centroids_geojson_and_imagej_rois_share_one_pixel_convention(segmented_image):
     """Pixel corners at integers, a pixel's centre at +0.5: every nucleus's CSV centroid (pandas)
     is the area centroid of its GeoJSON polygons and of its ImageJ ROI (shapely); it sat 0.5 px
     off when the CSV put pixel centres at integers."""
-    table = pd.read_csv(segmented.output("measurements")).set_index("label")
-    rois = {int(roi.name): roi for roi in roifile.roiread(segmented.output("imagej_rois"))}
-    frame = geopandas.read_file(segmented.output("geojson"))
-    assert len(table) == len(rois) == len(frame) == segmented.labels.max()
+    table = pd.read_csv(segmented_image.output("measurements")).set_index("label")
+    rois = {int(roi.name): roi for roi in roifile.roiread(segmented_image.output("imagej_rois"))}
+    frame = geopandas.read_file(segmented_image.output("geojson"))
+    assert len(table) == len(rois) == len(frame) == segmented_image.labels.max()
     with_roi = 0
     for label, geometry in zip(frame["label"], frame.geometry):
         expected = table.loc[label, ["centroid_x", "centroid_y"]].to_numpy(float)
@@ -217,15 +217,15 @@ def test_csv_centroids_geojson_and_imagej_rois_share_one_pixel_convention(segmen
     assert with_roi > 0.9 * len(frame)
 
 
-def test_ome_zarr_is_valid_ngff_with_the_pixel_size_and_a_colour_and_window_for_every_channel(segmented):
+def test_ome_zarr_is_valid_ngff_with_the_pixel_size_and_a_colour_and_window_for_every_channel(segmented_image):
     """ome-zarr-models validates NGFF 0.4 (omero channels need `color` and `window`): the image's
     channels by their names, at the pixel size in micrometres, its labels those of the TIFF."""
     import zarr
     from ome_zarr_models.v04.image import Image as NgffImage
     from ome_zarr_models.v04.image_label import ImageLabel
 
-    image, size = segmented.image, segmented.image.pixel_size_um
-    root = zarr.open_group(str(segmented.output("ome_zarr")), mode="r", zarr_format=2)
+    image, size = segmented_image.image, segmented_image.image.pixel_size_um
+    root = zarr.open_group(str(segmented_image.output("ome_zarr")), mode="r", zarr_format=2)
     attributes = NgffImage.from_zarr(root).attributes  # raises a ValidationError on a channel without colour or window
     nuclei = ImageLabel.from_zarr(root["labels/nuclei"]).attributes
     channels = attributes.omero.channels
@@ -241,15 +241,15 @@ def test_ome_zarr_is_valid_ngff_with_the_pixel_size_and_a_colour_and_window_for_
     assert list(picture.datasets[0].coordinateTransformations[0].scale) == pytest.approx([1.0, size, size])
     assert list(labels.datasets[0].coordinateTransformations[0].scale) == pytest.approx([size, size])
     np.testing.assert_array_equal(root[picture.datasets[0].path][...], np.moveaxis(image.pixels, -1, 0))
-    np.testing.assert_array_equal(root["labels/nuclei"][labels.datasets[0].path][...], segmented.labels)
+    np.testing.assert_array_equal(root["labels/nuclei"][labels.datasets[0].path][...], segmented_image.labels)
 
 
-def test_overlay_opens_as_the_image_with_every_nucleus_outlined(segmented):
+def test_overlay_opens_as_the_image_with_every_nucleus_outlined(segmented_image):
     """Pillow opens an 8-bit RGB PNG of the image's size: yellow outlines on the nuclei's edges,
     every nucleus outlined, and elsewhere the channels the network saw (the nuclear one of the
     multichannel image), each an increasing map of its own values."""
-    image, labels = segmented.image, segmented.labels
-    with Image.open(segmented.output("overlay")) as png:
+    image, labels = segmented_image.image, segmented_image.labels
+    with Image.open(segmented_image.output("overlay")) as png:
         assert png.format == "PNG" and png.mode == "RGB" and png.size == labels.shape[::-1]
         rgb = np.asarray(png)
     outline = (rgb == COLOUR).all(axis=-1)

@@ -226,28 +226,28 @@ def full_resolution(layer):
 
 
 @needs_display
-def test_napari_ome_zarr_opens_the_ome_zarr_with_its_labels_over_the_nuclei(readers_viewer, segmented):
+def test_napari_ome_zarr_opens_the_ome_zarr_with_its_labels_over_the_nuclei(readers_viewer, segmented_image):
     """napari-ome-zarr opens a layer per channel, named by it, and the labels, all at the pixel
     size in micrometres; on screen each channel is drawn where its pixels are (its colour an
     increasing map of their values at the centre of 256 pixels), the labels over the nuclei."""
-    viewer, image, size = readers_viewer, segmented.image, segmented.image.pixel_size_um
-    layers = viewer.open(segmented.output("ome_zarr"), plugin="napari-ome-zarr")
+    viewer, image, size = readers_viewer, segmented_image.image, segmented_image.image.pixel_size_um
+    layers = viewer.open(segmented_image.output("ome_zarr"), plugin="napari-ome-zarr")
     channels = [layer for layer in layers if isinstance(layer, napari.layers.Image)]
     nuclei = [layer for layer in layers if isinstance(layer, napari.layers.Labels)]
     assert len(nuclei) == 1 and len(layers) == len(channels) + 1
-    assert [layer.name for layer in channels] == [f"{segmented.stem}: {name}" for name in image.channel_names]
+    assert [layer.name for layer in channels] == [f"{segmented_image.stem}: {name}" for name in image.channel_names]
     for layer in [*channels, *nuclei]:
         assert tuple(layer.scale) == pytest.approx((size, size)) and [str(u) for u in layer.units] == ["micrometer", "micrometer"]
         assert tuple(layer.translate) == (0.0, 0.0)
     for c, layer in enumerate(channels):
         np.testing.assert_array_equal(full_resolution(layer), image.pixels[..., c])
     labels = nuclei[0]
-    np.testing.assert_array_equal(full_resolution(labels), segmented.labels)
+    np.testing.assert_array_equal(full_resolution(labels), segmented_image.labels)
 
     labels.visible = False  # napari-ome-zarr shows the channels first
     viewer.reset_view()
     shot = viewer.screenshot(canvas_only=True, flash=False)
-    ys, xs = (np.linspace(0, n - 1, 16).round().astype(int) for n in segmented.labels.shape)
+    ys, xs = (np.linspace(0, n - 1, 16).round().astype(int) for n in segmented_image.labels.shape)
     ys, xs = (grid.ravel() for grid in np.meshgrid(ys, xs, indexing="ij"))
     drawn = np.array([shot[_canvas_pixel(viewer, shot, (y * size, x * size))][:3] for y, x in zip(ys, xs)])
     for c in range(len(channels)):  # gray: white; two or three channels: red, green, blue
@@ -256,19 +256,19 @@ def test_napari_ome_zarr_opens_the_ome_zarr_with_its_labels_over_the_nuclei(read
 
     for layer in channels:
         layer.visible = False
-    assert_labels_drawn(viewer, labels, segmented.labels, size)
+    assert_labels_drawn(viewer, labels, segmented_image.labels, size)
 
 
 @needs_display
-def test_the_labels_tiff_keeps_its_pixel_size_in_nucleoflows_reader_not_naparis_own(readers_viewer, segmented):
+def test_the_labels_tiff_keeps_its_pixel_size_in_nucleoflows_reader_not_naparis_own(readers_viewer, segmented_image):
     """napari's own reader (imageio) reads a TIFF's pixels only: the labels open as an image at
     one world unit a pixel. nucleoflow's reader opens them as labels at the pixel size the input
     image's metadata gave (ImageJ's calibration, TIFF resolution, OME)."""
-    path, size = segmented.output("labels"), segmented.image.pixel_size_um
+    path, size = segmented_image.output("labels"), segmented_image.image.pixel_size_um
     (own,) = readers_viewer.open(path, plugin="napari")
     assert isinstance(own, napari.layers.Image) and tuple(own.scale) == (1.0, 1.0)
-    np.testing.assert_array_equal(full_resolution(own), segmented.labels)
+    np.testing.assert_array_equal(full_resolution(own), segmented_image.labels)
     (labels,) = readers_viewer.open(path, plugin="nucleoflow")
     assert isinstance(labels, napari.layers.Labels) and tuple(labels.scale) == pytest.approx((size, size))
-    np.testing.assert_array_equal(full_resolution(labels), segmented.labels)
-    assert len(labels.features) == segmented.summary["nuclei"]  # the measurements beside it
+    np.testing.assert_array_equal(full_resolution(labels), segmented_image.labels)
+    assert len(labels.features) == segmented_image.summary["nuclei"]  # the measurements beside it

@@ -1,7 +1,7 @@
 """A gray, an RGB and a multichannel image as users bring them, each with its pixel size in its
 own metadata, made from the committed real crops (.test/data), and what `segment` writes for
 each, every output: the inputs of the consumer tests (test_consumers.py, test_napari.py; the
-fixtures `segmented` and `segment_user_image` in conftest.py)."""
+fixtures `segmented_image` and `segment_user_image` in conftest.py)."""
 
 import zipfile
 from dataclasses import dataclass
