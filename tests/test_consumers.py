@@ -138,12 +138,20 @@ def test_measurements_of_an_image_without_nuclei_are_a_header_pandas_reads(tmp_p
     assert {"label", "centroid_x", "area", "mean_intensity_0", "area_um2"} <= set(tables["none"].columns)
 
 
+def read_geojson(path):
+    """geopandas' reading of a GeoJSON output. GDAL gives any GeoJSON longitude and latitude
+    (EPSG:4326, as RFC 7946 says); these are pixel coordinates: no CRS."""
+    frame = geopandas.read_file(path)
+    assert frame.crs == "EPSG:4326"
+    return frame.set_crs(None, allow_override=True)
+
+
 def test_geojson_opens_in_geopandas_with_valid_polygons_that_are_the_nuclei(segmented_image):
     """geopandas reads a QuPath detection per nucleus, in pixel coordinates (corners at
     integers); shapely finds each polygon valid, its area the nucleus's pixel count, and the
     pixel centres it contains exactly the nucleus's pixels (holes left out)."""
     labels = segmented_image.labels
-    frame = geopandas.read_file(segmented_image.output("geojson"))
+    frame = read_geojson(segmented_image.output("geojson"))
     table = pd.read_csv(segmented_image.output("measurements"))
     np.testing.assert_array_equal(frame["label"], table["label"])
     assert (frame["objectType"] == "detection").all() and frame.geometry.is_valid.all()
@@ -186,7 +194,7 @@ def test_imagej_rois_open_in_roifile_as_each_nucleus_outline(segmented_image):
     the exterior of one of its GeoJSON polygons (an ImageJ polygon has one ring), so for a
     nucleus of one part without holes its area is the nucleus's pixel count."""
     rois = roifile.roiread(segmented_image.output("imagej_rois"))
-    frame = geopandas.read_file(segmented_image.output("geojson"))
+    frame = read_geojson(segmented_image.output("geojson"))
     assert [roi.name for roi in rois] == [str(label) for label in frame["label"]]
     whole = 0
     for roi, geometry in zip(rois, frame.geometry):
@@ -205,7 +213,7 @@ def test_csv_centroids_geojson_and_imagej_rois_share_one_pixel_convention(segmen
     off when the CSV put pixel centres at integers."""
     table = pd.read_csv(segmented_image.output("measurements")).set_index("label")
     rois = {int(roi.name): roi for roi in roifile.roiread(segmented_image.output("imagej_rois"))}
-    frame = geopandas.read_file(segmented_image.output("geojson"))
+    frame = read_geojson(segmented_image.output("geojson"))
     assert len(table) == len(rois) == len(frame) == segmented_image.labels.max()
     with_roi = 0
     for label, geometry in zip(frame["label"], frame.geometry):
@@ -258,4 +266,4 @@ def test_overlay_opens_as_the_image_with_every_nucleus_outlined(segmented_image)
     shown = image.nuclear * 3 if len(image.nuclear) == 1 else image.nuclear
     for c, channel in enumerate(shown):
         values, drawn = image.pixels[..., channel][~outline], rgb[..., c][~outline]
-        assert non_decreasing_map(values, drawn) and drawn.std() > 20, (c, channel)
+        assert non_decreasing_map(values, drawn) and len(np.unique(drawn)) > 10, (c, channel)  # shown, not a flat colour
