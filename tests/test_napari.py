@@ -261,12 +261,12 @@ def test_napari_ome_zarr_opens_the_ome_zarr_with_its_labels_over_the_nuclei(read
 
 @needs_display
 def test_the_labels_tiff_keeps_its_pixel_size_in_nucleoflows_reader_not_naparis_own(readers_viewer, segmented_image):
-    """napari's own reader (imageio) reads a TIFF's pixels only: the labels open as an image at
-    one world unit a pixel. nucleoflow's reader opens them as labels at the pixel size the input
-    image's metadata gave (ImageJ's calibration, TIFF resolution, OME)."""
+    """napari's own reader (imageio) reads a TIFF's pixels only: the labels open as labels (napari
+    takes 32-bit integers for labels) at one world unit a pixel. nucleoflow's reader opens them at
+    the pixel size the input image's metadata gave (ImageJ's calibration, TIFF resolution, OME)."""
     path, size = segmented_image.output("labels"), segmented_image.image.pixel_size_um
     (own,) = readers_viewer.open(path, plugin="napari")
-    assert isinstance(own, napari.layers.Image) and tuple(own.scale) == (1.0, 1.0)
+    assert isinstance(own, napari.layers.Labels) and tuple(own.scale) == (1.0, 1.0)
     np.testing.assert_array_equal(full_resolution(own), segmented_image.labels)
     (labels,) = readers_viewer.open(path, plugin="nucleoflow")
     assert isinstance(labels, napari.layers.Labels) and tuple(labels.scale) == pytest.approx((size, size))
