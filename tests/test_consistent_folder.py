@@ -143,8 +143,8 @@ def test_a_second_run_into_a_folder_being_written_is_refused_at_once(root, out, 
     imgs = contents(root / "imgs")
     before = inodes(out)
     with open(tmp_path / "first.log", "w") as log:
-        first = start(root, out, "--min-area", str(MIN_AREA), "--tta", log=log)  # 8x slower: time for the second to start
-        wait_until_replaced(first, out, before, 1, or_held=True)
+        first = start(root, out, "--min-area", str(MIN_AREA), log=log)
+        wait_until_replaced(first, out, before, 1, or_held=True)  # held before it loads the model
         second = cli("segment", "imgs", "-o", str(out), *FAST, cwd=root)
         assert second.returncode == 1, second.stderr
         assert first.poll() is None, "the first run ended before the second was refused: nothing was tested"
