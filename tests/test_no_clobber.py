@@ -75,6 +75,9 @@ class Recording:
     def gathered_cautions(self):
         return contextlib.nullcontext()
 
+    def fingerprint(self):  # the settings a run's journal records
+        return {}
+
     def to_files(self, path, out_dir, outputs, pixel_size_um=None, tiles=None):
         self.labelled.append(path)
         return {"image": Path(path).name, "nuclei": 0}
@@ -289,7 +292,9 @@ def test_gather_refuses_two_shards_writing_one_file_and_an_out_dir_holding_a_sha
 
 def test_summary_is_written_whole_or_not_at_all(tmp_path, crops, monkeypatch):
     """summary.csv was written in place: a run that died writing it left half a table over the
-    last complete one. Now a temporary file beside it is renamed into place (io.atomic_path)."""
+    last complete one. Now a temporary file beside it is renamed into place (io.atomic_path); the
+    last run's summary is gone before the run writes any image (issue 23, class 2: it would sit
+    beside this run's files), and the run's journal stays for the rerun that finishes it."""
     folder = save(tmp_path / "imgs", ["a.png"], crops)
     out = tmp_path / "out"
     out.mkdir()
@@ -302,5 +307,9 @@ def test_summary_is_written_whole_or_not_at_all(tmp_path, crops, monkeypatch):
     monkeypatch.setattr(pd.DataFrame, "to_csv", dies_half_way)
     with pytest.raises(RuntimeError, match="the disk went away"):
         segment_images(Recording(), [folder / "a.png"], out)
-    assert (out / "summary.csv").read_text() == "image,nuclei\nearlier.png,7\n"
-    assert [p.name for p in out.iterdir()] == ["summary.csv"]  # no temporary file left
+    assert [p.name for p in out.iterdir()] == [".nucleoflow.journal"]  # no summary, no temporary file
+    monkeypatch.undo()
+    segmenter = Recording()
+    segment_images(segmenter, [folder / "a.png"], out)
+    assert segmenter.labelled == [] and pd.read_csv(out / "summary.csv")["image"].tolist() == ["a.png"]
+    assert [p.name for p in out.iterdir()] == ["summary.csv"]

@@ -203,6 +203,9 @@ class OneNucleusEach:
     def gathered_cautions(self):
         return contextlib.nullcontext()
 
+    def fingerprint(self):  # the settings a run's journal records
+        return {}
+
 
 def test_a_single_nucleus_is_logged_as_1_nucleus(tmp_path, caplog):
     with caplog.at_level(logging.INFO, logger="nucleoflow.segment"):

@@ -8,6 +8,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -88,7 +89,8 @@ def _add_segment(commands):
         required=True,
         metavar="OUT",
         type=Path,
-        help="folder for the results (created if missing; an image's existing results are replaced, an input never)",
+        help="folder for the results (created if missing; an image's existing results are replaced, an input never; "
+        "one run at a time writes it, and the same command run again finishes a run that was stopped)",
     )
     io.add_argument(
         "--outputs",
@@ -241,6 +243,7 @@ def _inputs(paths, list_images, skipped=None):
 
 def _segment(args):
     try:  # here, not at the top: --help works without the network's dependencies
+        from .io import folder_lock
         from .segment import Segmenter, check_images, check_targets, list_images, run_targets, segment_images
     except ModuleNotFoundError as exc:
         remedy = 'Install the network\'s stack: pip install -e ".[torch]" in the nucleoflow folder'
@@ -255,11 +258,17 @@ def _segment(args):
     check_targets(run_targets(images, args.output, args.outputs), [*args.inputs, *images], remedy)
     tiling = {f.name: getattr(args, f.name) for f in dataclasses.fields(Tiling)}
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Thresholds) if getattr(args, f.name) is not None}
-    images = check_images(images, args.channel, args.pixel_size or 0, None if args.strict else skipped)
     workers = args.workers or args.threads
-    with Segmenter(model_path(args.model), args.threads, args.diameter, args.channel, args.pixel_size or 0, workers, **tiling, **overrides) as segmenter:
-        args.output.mkdir(parents=True, exist_ok=True)
-        summary = segment_images(segmenter, images, args.output, args.outputs, skipped=skipped, strict=args.strict)
+    # Held from here, before the images are opened and the model loads: a second run into the
+    # folder is refused at once, and one refused before writing leaves no folder it created.
+    with folder_lock(args.output):
+        images = check_images(images, args.channel, args.pixel_size or 0, None if args.strict else skipped)
+        with Segmenter(model_path(args.model), args.threads, args.diameter, args.channel, args.pixel_size or 0, workers, **tiling, **overrides) as segmenter:
+            try:
+                summary = segment_images(segmenter, images, args.output, args.outputs, skipped=skipped, strict=args.strict)
+            except KeyboardInterrupt:
+                log.warning("interrupted: %s holds the images labelled so far and no summary; the same command labels the others", args.output)
+                raise
     done = int((summary["status"] == "segmented").sum())
     others = f", {len(summary) - done} skipped (summary.csv says why)" if len(summary) > done else ""
     log.info("%s segmented into %s%s", counted(done, "image"), args.output, others)
@@ -293,6 +302,9 @@ def main(argv=None):
     except (InputError, ValueError) as exc:
         print(f"nucleoflow: error: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("nucleoflow: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
     return 0
 
 

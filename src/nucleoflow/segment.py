@@ -2,6 +2,7 @@
 
 import contextlib
 import dataclasses
+import importlib.metadata
 import json
 import logging
 import math
@@ -16,15 +17,17 @@ from .blocks import PartRows, RegionSource, label_bands, label_image, open_image
 from .engine import check_tile, load_engine
 from .errors import InputError, UnreadableImage, counted
 from .formats import write_label_ome_tiff, write_ome_zarr
-from .io import atomic_path, check_no_clobber, replace_into, staging_dir
+from .io import atomic_path, check_no_clobber, folder_lock, remove_temporaries, replace_into, staging_dir
+from .journal import JOURNAL, Journal
 from .options import SPLIT_ABOVE_MP, ThresholdSet, check_ranges, split_options
 from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES, NucleusOutputs, channel_planes
 from .overlay import INDEX, Overlay, write_index
 from .pool import Workers
 from .progress import LOG_INTERVAL_S, progress
-from .reader import IMAGE_SUFFIXES, image_entries, image_size
+from .reader import IMAGE_SUFFIXES, file_fingerprint, image_entries, image_size
 from .scale import labels_to_shape, median_diameter, rescale_factor, zoom
 from .shards import PART, PARTS, merge_parts, read_parts
+from .shipped import model_path as shipped_model_path
 
 log = logging.getLogger(__name__)
 # Images up to this many pixels (a 4096 px square) may be labelled at another zoom, held whole;
@@ -115,6 +118,22 @@ class Segmenter:
         """The postprocess thresholds for one image (a RegionSource): those of its modality."""
         return self.thresholds.for_modality(source.appearance.modality)
 
+    def fingerprint(self):
+        """What decides the files it writes, for a run's journal (journal.py): the package
+        version, the model file and engine, tiling, thresholds, diameter, channel and pixel size;
+        not threads or workers, which leave them as they are."""
+        model = shipped_model_path(self.model)
+        return {
+            "version": _version(),
+            "model": [str(model.resolve()), file_fingerprint(model) if model.is_file() else None],
+            "engine": self.engine.name,
+            "tiling": dataclasses.asdict(self.tiling),
+            "thresholds": [self.thresholds.to_json(), self.thresholds.tuned_on],
+            "diameter": self.diameter,
+            "channel": self.channel,
+            "pixel_size_um": self.pixel_size_um,
+        }
+
     def __call__(self, image, name="image", tiles=None):
         """tiles: a tqdm bar (or None) that counts the network's tiles."""
         source = RegionSource(image, name, channel=self.channel, pixel_size_um=self.pixel_size_um)
@@ -174,7 +193,8 @@ class Segmenter:
     def to_files(self, image_path, out_dir, outputs=DEFAULT_OUTPUTS, pixel_size_um=None, channel_names=None, stem=None, tiles=None):
         """Label an image file of any size into out_dir/<stem>.{tif,csv,geojson,rois.zip,ome.zarr,overlay.png}
         (the `outputs` named; outputs.OUTPUTS), all of them or none, reading and writing block by
-        block; returns the image's summary row (nuclei, median area, thresholds, modality, model)."""
+        block; returns the image's summary row (nuclei, median area, thresholds, modality, model).
+        Refused while a run (segment_images) of another process or thread writes out_dir."""
         image_path, out_dir = Path(image_path), Path(out_dir)
         stem = stem or output_stem(image_path)
         check_targets(image_targets(image_path, out_dir, outputs, stem), [image_path], "Write them to another out_dir (to_tiff: another out_path)")
@@ -184,8 +204,7 @@ class Segmenter:
             channel_names = channel_names or list(source.channel_names)
             thresholds = self.thresholds_for(source)
             note = self.caution(source)
-            out_dir.mkdir(parents=True, exist_ok=True)
-            with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{stem}.") as tmp:
+            with folder_lock(out_dir, shared=True), tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{stem}.", suffix=".part") as tmp:
                 paths = {name: Path(tmp) / f"{stem}{SUFFIXES[name]}" for name in outputs}
                 labels = paths.get("labels", Path(tmp) / "labels.tif")  # the OME-Zarr is made from them
                 planes = channel_planes(source)
@@ -362,25 +381,48 @@ def segment_images(segmenter, images, out_dir, outputs=DEFAULT_OUTPUTS, pixel_si
     (path, reason) of entries that were not images, each a summary row saying why. strict False:
     an image that turns out unreadable while it is labelled (a corrupt tile) is skipped too,
     nothing written for it, where strict stops the run. The model card's cautions are logged
-    once each, with the number of images they concern. Returns the summary (a DataFrame)."""
+    once each, with the number of images they concern. Returns the summary (a DataFrame).
+
+    The folder stays consistent with itself whatever stops the run (issue 23, class 2): the run
+    holds it (io.folder_lock: another run into it is refused), removes the summary there before
+    it writes any image's files and writes its own last, so a summary lists the images of the
+    run that wrote it as their files are. A run stopped part way (Ctrl-C, kill -9, a full disk)
+    leaves no summary and its journal (journal.py): the next run with the same settings keeps
+    the images it finished and labels the others."""
     check_targets(run_targets(images, out_dir, outputs), images, "Write the outputs elsewhere: choose an out_dir that holds no input")
+    out_dir = Path(out_dir)
+    targets = {path: [target for target, _ in image_targets(path, out_dir, outputs)] for path in images}
+    summarised = [SUMMARY, INDEX] if "overlay" in outputs else [SUMMARY]
     rows, skipped = [], list(skipped)
-    with segmenter.gathered_cautions(), progress(images, desc="images", unit="image", log=log) as bar:
-        for path in bar:
-            try:
-                with progress(desc=path.name, unit="tile", log=log, leave=False, position=1, delay=LOG_INTERVAL_S) as tiles:
-                    rows.append(segmenter.to_files(path, out_dir, outputs, pixel_size_um, tiles=tiles))
-            except UnreadableImage as exc:
-                if strict:
-                    raise
-                log.warning("%s: skipped, %s", path, exc.problem)
-                skipped.append((path, exc.problem))
-                continue
-            log.info("%s: %s", path.name, counted(rows[-1]["nuclei"], "nucleus", "nuclei"))
-    rows = [{**row, "status": "segmented"} for row in rows] + [{"image": Path(p).name, "status": f"skipped: {why}"} for p, why in skipped]
-    summary = write_summary(pd.DataFrame(rows) if rows else pd.DataFrame(columns=["image", "status"]), Path(out_dir) / SUMMARY)
-    if "overlay" in outputs:
-        write_index(Path(out_dir) / INDEX, summary, overlay_name)
+    with folder_lock(out_dir):
+        remove_temporaries(out_dir, [JOURNAL, *summarised, *(output_stem(path) for path in images)])
+        journal = Journal.open(out_dir, {"segmenter": segmenter.fingerprint(), "outputs": list(outputs), "pixel_size_um": pixel_size_um})
+        for name in summarised:  # another run's, or an interrupted one's: never beside this run's files
+            (out_dir / name).unlink(missing_ok=True)
+        kept = sum(journal.row(path, targets[path]) is not None for path in images)
+        if kept:
+            log.warning("%s: keeping %s of %d, labelled there with these settings by a run that stopped part way", out_dir, counted(kept, "image"), len(images))
+        with segmenter.gathered_cautions(), progress(images, desc="images", unit="image", log=log) as bar:
+            for path in bar:
+                row = journal.row(path, targets[path])
+                if row is None:
+                    try:
+                        with progress(desc=path.name, unit="tile", log=log, leave=False, position=1, delay=LOG_INTERVAL_S) as tiles:
+                            row = segmenter.to_files(path, out_dir, outputs, pixel_size_um, tiles=tiles)
+                    except UnreadableImage as exc:
+                        if strict:
+                            raise
+                        log.warning("%s: skipped, %s", path, exc.problem)
+                        skipped.append((path, exc.problem))
+                        continue
+                    journal.record(path, targets[path], row)
+                rows.append(row)
+                log.info("%s: %s", path.name, counted(row["nuclei"], "nucleus", "nuclei"))
+        rows = [{**row, "status": "segmented"} for row in rows] + [{"image": Path(p).name, "status": f"skipped: {why}"} for p, why in skipped]
+        summary = write_summary(pd.DataFrame(rows) if rows else pd.DataFrame(columns=["image", "status"]), out_dir / SUMMARY)
+        if "overlay" in outputs:
+            write_index(out_dir / INDEX, summary, overlay_name)
+        journal.close()
     return summary
 
 
@@ -395,6 +437,13 @@ def write_summary(frame, path):
     with atomic_path(path) as tmp:
         frame.to_csv(tmp, index=False)
     return frame
+
+
+def _version():
+    try:
+        return importlib.metadata.version("nucleoflow")
+    except importlib.metadata.PackageNotFoundError:
+        return None
 
 
 def overlay_name(image):
