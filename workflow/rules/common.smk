@@ -8,7 +8,7 @@ from pathlib import Path
 import nucleoflow
 import yaml
 
-from nucleoflow.deps import module_files
+from nucleoflow.deps import script_files
 from nucleoflow.errors import InputError
 from nucleoflow.io import ERRORS_DIR, check_outside_results
 from nucleoflow.reader import file_fingerprint, image_entries
@@ -24,13 +24,14 @@ os.environ.setdefault(
 MIN_FREE_MB = 100
 
 
-def lib(*modules):
-    """Library files a rule's script imports, directly (the modules named, which a test checks
-    against the script) or through them: Snakemake does not track imports, so listing them as
-    inputs makes code edits rerun exactly the affected rules. Found in the installed package,
-    so this also holds when the workflow is deployed elsewhere (snakedeploy, module).
+def library(script):
+    """The library files that workflow/scripts/<script> runs: the package modules it imports,
+    read from its import statements, and every module those import in turn (deps.py).
+    Snakemake does not track imports, so listing them as inputs makes a code edit rerun exactly
+    the rules whose code it changes. Found in the installed package, so this also holds when
+    the workflow is deployed elsewhere (snakedeploy, module).
     """
-    return module_files(*modules)
+    return script_files(workflow.source_path(f"../scripts/{script}"))
 
 
 def data_source(wildcards):

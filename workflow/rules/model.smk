@@ -6,7 +6,7 @@ rule train:
             if config["train"]["init_model"]
             else []
         ),
-        lib=lib("train", "curves", "io"),
+        lib=library("train.py"),
     output:
         model="results/model/model.pt",
         card="results/model/model.json",
@@ -39,7 +39,7 @@ rule predict:
     input:
         model="results/model/model.pt",
         data="results/data",
-        lib=lib("infer", "io", "options"),
+        lib=library("predict.py"),
     output:
         directory("results/predict"),
     log:
@@ -63,7 +63,7 @@ rule tune:
     input:
         probs="results/predict",
         data="results/data",
-        lib=lib("tune", "io"),
+        lib=library("tune.py"),
     output:
         thresholds="results/tune/thresholds.json",
         grid="results/tune/grid.csv",
@@ -85,7 +85,7 @@ rule postprocess:
         probs="results/predict",
         data="results/data",
         thresholds=tuned_thresholds,
-        lib=lib("postprocess", "io", "options"),
+        lib=library("postprocess.py"),
     output:
         directory("results/labels"),
     log:
@@ -111,7 +111,7 @@ rule package:
         summary="results/metrics/summary.csv",
         data="results/data",
         archive=data_source,
-        lib=lib("package", "io", "options", "bioimage", "scale"),
+        lib=library("package.py"),
     output:
         model="results/package/model.pt",
         card="results/package/model.json",
