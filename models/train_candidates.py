@@ -41,7 +41,7 @@ from train_shipped import config_sections, save_best_from_checkpoint
 from nucleoflow.device import pick_device
 from nucleoflow.engine import load_engine
 from nucleoflow.infer import probabilities
-from nucleoflow.io import setup_logging
+from nucleoflow.logs import setup_logging
 from nucleoflow.metrics import image_scores
 from nucleoflow.model import load_model, save_model
 from nucleoflow.options import Tiling, Training

@@ -1,12 +1,13 @@
 """Each rule's code inputs are the library files its script runs, read from the import graph
-(deps.py)."""
+(deps.py), and no module drags in modules it does not use."""
 
+import ast
 import re
 
 import pytest
 from conftest import ROOT
 
-from nucleoflow.deps import module_files, script_files, script_modules
+from nucleoflow.deps import PACKAGE, module_files, script_files, script_modules
 
 RULES = ROOT / "workflow" / "rules"
 SCRIPTS = ROOT / "workflow" / "scripts"
@@ -36,9 +37,9 @@ def test_every_rule_with_a_script_has_its_scripts_library_as_inputs(name, librar
 
 
 def test_script_files_follow_imports_from_the_script():
-    assert script_modules(SCRIPTS / "train.py") == {"curves", "io", "train"}
+    assert script_modules(SCRIPTS / "train.py") == {"curves", "logs", "train"}
     files = names(script_files(SCRIPTS / "segment.py"))
-    assert {"segment", "blocks", "infer", "normalize", "appearance", "options", "postprocess", "reader", "io", "__init__"} <= files
+    assert {"segment", "blocks", "infer", "normalize", "appearance", "options", "postprocess", "reader", "logs", "__init__"} <= files
     assert "train" not in files
 
 
@@ -46,3 +47,19 @@ def test_module_files_follow_imports():
     files = names(module_files("segment"))
     assert {"segment", "blocks", "infer", "normalize", "appearance", "options", "postprocess", "__init__"} <= files
     assert "train" not in files
+
+
+def test_download_runs_only_its_own_code():
+    assert names(script_files(SCRIPTS / "download.py")) == {"__init__", "errors", "logs", "atomic", "download"}
+
+
+def test_no_module_imports_what_it_does_not_use():
+    """A re-export (an import kept only for others to import from here) would make every rule
+    that runs the module depend on what it re-exports: none, but the package's own InputError."""
+    for path in sorted(PACKAGE.glob("*.py")):
+        if path.name == "__init__.py":
+            continue
+        text = path.read_text()
+        assert "F401" not in text, f"{path.name} keeps an unused import (noqa: F401)"
+        tree = ast.parse(text)
+        assert not any(isinstance(n, ast.Assign) and any(getattr(t, "id", None) == "__all__" for t in n.targets) for n in tree.body), path.name

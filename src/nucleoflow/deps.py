@@ -4,7 +4,8 @@ Snakemake does not track Python imports, so each rule's inputs include the libra
 script imports, directly or through other modules of the package (script_files): editing one
 module reruns exactly the rules whose code changed. Read from the source when the workflow is
 parsed, the lists cannot drift from the code. Every import counts, a function's own included:
-a module imported anywhere in a file may run.
+a module imported anywhere in a file may run. So a module that imports another only to
+re-export its names would make every rule that uses it depend on the other: none does.
 """
 
 import ast

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import tifffile
 
-from .io import atomic_path
+from .atomic import atomic_path
 
 log = logging.getLogger(__name__)
 

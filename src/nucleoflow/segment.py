@@ -12,17 +12,18 @@ from pathlib import Path
 
 import pandas as pd
 
-from .blocks import PartRows, RegionSource, label_bands, label_image, open_image, part_rows
+from .atomic import atomic_path, replace_into, staging_dir
+from .blocks import PartRows, label_bands, label_image, part_rows
+from .clobber import check_no_clobber
 from .engine import check_tile, load_engine
 from .errors import InputError, UnreadableImage, counted
 from .formats import write_label_ome_tiff, write_ome_zarr
-from .io import atomic_path, check_no_clobber, replace_into, staging_dir
 from .options import SPLIT_ABOVE_MP, ThresholdSet, check_ranges, split_options
 from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES, NucleusOutputs, channel_planes
 from .overlay import INDEX, Overlay, write_index
 from .pool import Workers
 from .progress import LOG_INTERVAL_S, progress
-from .reader import IMAGE_SUFFIXES, image_entries, image_size
+from .reader import IMAGE_SUFFIXES, RegionSource, image_entries, image_size, open_image
 from .scale import labels_to_shape, median_diameter, rescale_factor, zoom
 from .shards import PART, PARTS, merge_parts, read_parts
 
@@ -323,7 +324,7 @@ CLASH_REMEDY = f"Rename one of the images: an image <stem> gets <stem>{', <stem>
 
 def check_targets(targets, inputs, remedy):
     """Refuse, before any work, outputs (run_targets, image_targets, folders replaced whole) that
-    would overwrite an input or one another (io.check_no_clobber); `remedy` says how to write
+    would overwrite an input or one another (clobber.check_no_clobber); `remedy` says how to write
     them elsewhere, naming what chose the output folder."""
     check_no_clobber(targets, inputs, remedy, CLASH_REMEDY)
 

@@ -20,12 +20,12 @@ import pandas as pd
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from .atomic import atomic_path
 from .augment import Augmentation
 from .checkpoint import fingerprint, load_checkpoint, save_best, save_checkpoint
 from .crops import load_split, make_batch, resident, sampling_weights, validation_crops
 from .device import autocast, prepare, seeded, torch_threads
 from .errors import InputError
-from .io import atomic_path
 from .launch import joined, launch
 from .loss import FINITE_CHECK_STEPS, check_finite, loss_fn, train_step
 from .metrics import image_scores

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import tifffile
 
-from .io import atomic_path
+from .atomic import atomic_path
 from .metrics import image_scores
 from .options import Thresholds
 from .postprocess import instances

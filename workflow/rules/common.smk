@@ -8,9 +8,10 @@ from pathlib import Path
 import nucleoflow
 import yaml
 
+from nucleoflow.clobber import check_outside_results
 from nucleoflow.deps import script_files
 from nucleoflow.errors import InputError
-from nucleoflow.io import ERRORS_DIR, check_outside_results
+from nucleoflow.logs import ERRORS_DIR
 from nucleoflow.reader import file_fingerprint, image_entries
 from nucleoflow.shipped import model_path
 
@@ -237,7 +238,7 @@ def cpu_training_note(config, model="results/model/model.pt"):
 
 
 def print_job_errors():
-    """The messages of the jobs that failed with an expected error (io.setup_logging), printed
+    """The messages of the jobs that failed with an expected error (logs.setup_logging), printed
     after everything Snakemake prints, so they are the last lines the user reads."""
     files = (
         sorted(ERRORS_DIR.glob("*.txt"), key=lambda p: p.stat().st_mtime)

@@ -1,7 +1,7 @@
 """Snakemake script: train the U-Net, keep the best model, plot the curves."""
 
 from nucleoflow.curves import plot_history
-from nucleoflow.io import setup_logging
+from nucleoflow.logs import setup_logging
 from nucleoflow.train import train
 
 setup_logging(snakemake.log[0])
