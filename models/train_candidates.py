@@ -44,8 +44,9 @@ from nucleoflow.infer import probabilities
 from nucleoflow.logs import setup_logging
 from nucleoflow.metrics import image_scores
 from nucleoflow.model import load_model, save_model
-from nucleoflow.options import Tiling, Training
+from nucleoflow.options import Tiling
 from nucleoflow.robustness import archive_examples, robustness_table, split_examples, worst_variant
+from nucleoflow.schedule import Training
 from nucleoflow.segment import Segmenter
 from nucleoflow.shipped import model_path
 from nucleoflow.train import train

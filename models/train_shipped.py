@@ -26,7 +26,7 @@ from nucleoflow.checkpoint import save_best  # noqa: E402
 from nucleoflow.device import pick_device  # noqa: E402
 from nucleoflow.logs import setup_logging  # noqa: E402
 from nucleoflow.model import UNet  # noqa: E402
-from nucleoflow.options import Training  # noqa: E402
+from nucleoflow.schedule import Training  # noqa: E402
 from nucleoflow.targets import N_CLASSES  # noqa: E402
 from nucleoflow.train import train  # noqa: E402
 

@@ -49,6 +49,18 @@ def test_module_files_follow_imports():
     assert "train" not in files
 
 
+def test_training_runs_no_reading_postprocessing_or_evaluation_code():
+    """Issue 21: the train rule reran when reader.py (re-exported by io.py, which every rule
+    imported), postprocess.py (its validation score), metrics.py or options.py changed. It runs
+    the network, targets, loss, augmentation, crops, schedule, its validation score, the plot
+    of its curves and their helpers."""
+    assert names(script_files(SCRIPTS / "train.py")) == {
+        "__init__", "errors", "logs", "atomic", "curves", "progress", "device", "shipped",  # helpers
+        "train", "model", "targets", "loss", "augment", "crops", "schedule", "validation", "scores", "checkpoint", "launch",
+        "prepared", "normalize", "appearance",  # the prepared data, as the network sees them
+    }  # fmt: skip
+
+
 def test_download_runs_only_its_own_code():
     assert names(script_files(SCRIPTS / "download.py")) == {"__init__", "errors", "logs", "atomic", "download"}
 

@@ -64,7 +64,6 @@ from PIL import JpegImagePlugin, PngImagePlugin
 
 from .appearance import appearance, fill_mask
 from .errors import InputError, UnreadableImage, counted, setting, setting_value
-from .options import RANGES
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +75,9 @@ MAX_DECODED_BYTES = 1 << 32
 MAX_RATIO = 1000
 RATIO_CHECK_PIXELS = 1 << 26
 MIN_SIDE = 8
-PIXEL_SIZE_RANGE_UM = (RANGES["pixel_size_um"].low, RANGES["pixel_size_um"].high)  # 1 nm .. 100 um: outside it, a pixel size is a mistake
+# 1 nm .. 100 um: outside it, a pixel size is a mistake. options.RANGES["pixel_size_um"] too (a
+# test compares them): not imported from there, so that editing the options reruns no preprocess.
+PIXEL_SIZE_RANGE_UM = (1e-3, 100.0)
 # TIFF resolution tags are written by any software, with any value: a pixel size only in this range.
 PLAUSIBLE_TIFF_PIXEL_UM = (0.01, 100.0)
 # TIFF compressions whose YCbCr tifffile decodes to RGB (OJPEG, JPEG, ALT_JPEG, JPEG_LOSSY).

@@ -21,9 +21,9 @@ from skimage.segmentation import find_boundaries
 
 from .atomic import atomic_path
 from .curves import history_figure, new_figure
-from .metrics import THRESHOLDS
 from .prepared import read_prepared
 from .robustness import TARGET as ROBUSTNESS_TARGET
+from .scores import THRESHOLDS
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }

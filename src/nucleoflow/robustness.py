@@ -11,9 +11,9 @@ import tifffile
 from skimage.color import hed2rgb, rgb2hed
 
 from .dataset import Archive, find_samples, load_labels
-from .metrics import image_scores
 from .prepared import read_prepared
 from .scale import labels_to_shape, zoom
+from .scores import image_scores
 
 SCALES = (0.5, 0.75, 1.5, 2.0)
 # Issue 12's target: every variant within this much DSB of the unchanged images.

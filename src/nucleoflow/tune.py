@@ -11,10 +11,10 @@ import pandas as pd
 import tifffile
 
 from .atomic import atomic_path
-from .metrics import image_scores
 from .options import Thresholds
 from .postprocess import instances
 from .progress import progress
+from .scores import image_scores
 
 log = logging.getLogger(__name__)
 
