@@ -89,7 +89,7 @@ def test_every_stage_produces_real_results(smoke, crops_zip):
     robust = pd.read_csv(results / "robustness" / "robustness.csv")
     assert list(robust["variant"])[:5] == ["unchanged", "scale x0.5", "scale x0.75", "scale x1.5", "scale x2"]
     assert robust["DSB"].between(0, 1).all() and robust.loc[0, "DSB - unchanged"] == 0
-    for rule in ("download", "preprocess", "train", "predict", "tune", "postprocess", "evaluate", "report", "package", "robustness"):
+    for rule in ("download", "preprocess", "train", "curves", "predict", "tune", "postprocess", "evaluate", "report", "package", "robustness"):
         assert (results / "logs" / f"{rule}.log").exists()
     assert "epoch 6/6" in (results / "logs" / "train.log").read_text()
     for rule in ("train", "predict", "tune", "postprocess"):
@@ -208,7 +208,7 @@ def test_tile_overlap_reruns_predict_not_train(smoke, tmp_path):
 def test_training_param_retrains(smoke, tmp_path):
     work, args = smoke
     overlay = write_config(tmp_path / "tr.yaml", train={"learning_rate": 0.001})
-    assert planned_rules(work, *args, overlay) == {"train", "predict", "tune", "postprocess", "evaluate", "report", "package", "robustness", "all"}
+    assert planned_rules(work, *args, overlay) == {"train", "curves", "predict", "tune", "postprocess", "evaluate", "report", "package", "robustness", "all"}
 
 
 @pytest.mark.parametrize(

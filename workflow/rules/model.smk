@@ -11,11 +11,6 @@ rule train:
         model="results/model/model.pt",
         card="results/model/model.json",
         history="results/model/history.csv",
-        curves=report(
-            "results/model/curves.png",
-            caption="../report/curves.rst",
-            category="Training",
-        ),
     log:
         "results/logs/train.log",
     benchmark:
@@ -33,6 +28,28 @@ rule train:
         checkpoint="results/model/checkpoint.pt",
     script:
         "../scripts/train.py"
+
+
+# The training curves: a rule of its own, so that redrawing them never retrains.
+rule curves:
+    input:
+        history="results/model/history.csv",
+        lib=library("curves.py"),
+    output:
+        report(
+            "results/model/curves.png",
+            caption="../report/curves.rst",
+            category="Training",
+        ),
+    log:
+        "results/logs/curves.log",
+    conda:
+        "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/curves.py"
 
 
 rule predict:
