@@ -54,6 +54,7 @@ scattergather:
 # it joins the parts of split images).
 localrules:
     all,
+    curves,
 
 
 include: "workflow/rules/data.smk"
@@ -66,6 +67,7 @@ rule all:
     default_target: True
     input:
         "results/metrics/summary.csv",
+        "results/model/curves.png",
         "results/report/index.html",
         "results/package/model.pt",
         "results/robustness/robustness.csv",

@@ -24,9 +24,9 @@ import tifffile
 ROOT = Path(__file__).resolve().parents[1]
 
 from nucleoflow.classical import classical_instances, tune_classical  # noqa: E402
-from nucleoflow.io import load_hwc  # noqa: E402
 from nucleoflow.metrics import image_scores, summarize  # noqa: E402
 from nucleoflow.options import Tiling  # noqa: E402
+from nucleoflow.prepared import read_prepared  # noqa: E402
 from nucleoflow.segment import Segmenter  # noqa: E402
 from nucleoflow.shipped import model_path  # noqa: E402
 
@@ -35,7 +35,7 @@ TARGETS = "targets: DSB all >= 0.60; fluorescence AP@0.5 pooled >= 0.86; DSB of 
 
 def load(data_dir, manifest, split):
     rows = manifest[manifest["split"] == split]
-    return [(row, load_hwc(data_dir / row.image), tifffile.imread(data_dir / row.labels)) for row in rows.itertuples()]
+    return [(row, read_prepared(data_dir / row.image), tifffile.imread(data_dir / row.labels)) for row in rows.itertuples()]
 
 
 def scores(method, examples, segment):

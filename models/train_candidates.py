@@ -41,11 +41,12 @@ from train_shipped import config_sections, save_best_from_checkpoint
 from nucleoflow.device import pick_device
 from nucleoflow.engine import load_engine
 from nucleoflow.infer import probabilities
-from nucleoflow.io import setup_logging
+from nucleoflow.logs import setup_logging
 from nucleoflow.metrics import image_scores
 from nucleoflow.model import load_model, save_model
-from nucleoflow.options import Tiling, Training
+from nucleoflow.options import Tiling
 from nucleoflow.robustness import archive_examples, robustness_table, split_examples, worst_variant
+from nucleoflow.schedule import Training
 from nucleoflow.segment import Segmenter
 from nucleoflow.shipped import model_path
 from nucleoflow.train import train

@@ -24,9 +24,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from nucleoflow.checkpoint import save_best  # noqa: E402
 from nucleoflow.device import pick_device  # noqa: E402
-from nucleoflow.io import setup_logging  # noqa: E402
+from nucleoflow.logs import setup_logging  # noqa: E402
 from nucleoflow.model import UNet  # noqa: E402
-from nucleoflow.options import Training  # noqa: E402
+from nucleoflow.schedule import Training  # noqa: E402
 from nucleoflow.targets import N_CLASSES  # noqa: E402
 from nucleoflow.train import train  # noqa: E402
 

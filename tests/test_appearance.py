@@ -10,7 +10,7 @@ import pytest
 from conftest import CROPS
 
 from nucleoflow.appearance import BRIGHT_MEDIAN, appearance, pixel_sample
-from nucleoflow.io import decode_image, to_hwc
+from nucleoflow.reader import decode_image, to_hwc
 
 
 def images(archive):

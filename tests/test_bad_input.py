@@ -17,7 +17,7 @@ from PIL import Image
 
 from nucleoflow.dataset import build_dataset
 from nucleoflow.errors import InputError
-from nucleoflow.io import to_hwc
+from nucleoflow.reader import to_hwc
 
 COLUMNS = ["id", "height", "width", "channels", "dtype", "modality", "n_nuclei", "split", "image", "labels"]
 SHAPE = (64, 64)

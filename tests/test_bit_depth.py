@@ -14,8 +14,7 @@ import tifffile
 from lying import FLUORESCENCE, HE, crop, matched, nuclei, segment, segmenter
 from PIL import Image
 
-from nucleoflow.io import decode_image
-from nucleoflow.reader import open_bytes, open_image
+from nucleoflow.reader import decode_image, open_bytes, open_image
 from nucleoflow.segment import segment_folder
 from nucleoflow.shipped import model_path
 

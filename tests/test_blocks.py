@@ -19,12 +19,12 @@ from synthetic import discs, probabilities_from
 
 from nucleoflow import pool
 from nucleoflow.appearance import appearance, pixel_sample
-from nucleoflow.blocks import RegionSource, label_bands, label_image, open_image
+from nucleoflow.blocks import label_bands, label_image
 from nucleoflow.formats import write_label_ome_tiff
-from nucleoflow.io import decode_image, to_hwc
-from nucleoflow.metrics import iou_matrix
 from nucleoflow.options import Thresholds, Tiling
 from nucleoflow.pool import SHM
+from nucleoflow.reader import RegionSource, decode_image, open_image, to_hwc
+from nucleoflow.scores import iou_matrix
 from nucleoflow.segment import Segmenter
 from nucleoflow.shipped import model_path
 

@@ -16,7 +16,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from nucleoflow.io import read_image
+from nucleoflow.reader import read_image
 from nucleoflow.segment import Segmenter
 
 

@@ -183,7 +183,7 @@ def test_a_full_disk_writing_the_summary_leaves_none_and_the_rerun_writes_it(roo
 
 
 def test_an_image_written_alone_is_refused_while_a_run_holds_the_folder(root, out):
-    from nucleoflow.io import folder_lock  # (new with class 2)
+    from nucleoflow.lock import folder_lock  # (new with class 2)
 
     held, release = threading.Event(), threading.Event()
 

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from runner import ROOT
 
-from nucleoflow.deps import module_files
+from nucleoflow.deps import script_files
 
 # Import name -> conda-forge (or PyPI, for the pip section) package name, where they differ.
 PACKAGE = {"skimage": "scikit-image", "PIL": "pillow", "matplotlib": "matplotlib-base", "ome_zarr": "ome-zarr", "bioimageio": "bioimageio.core"}
@@ -22,13 +22,13 @@ HEAVY = {"torch", "openvino", "onnxruntime", "onnx"}
 
 
 def rules():
-    """(rule, env file, modules named in lib()) for every rule with a conda env and a lib() input."""
+    """(rule, env file, its script) for every rule with a conda env and a script."""
     found = []
     for smk in sorted((ROOT / "workflow" / "rules").glob("*.smk")):
         for block in re.split(r"^rule ", smk.read_text(), flags=re.M)[1:]:
-            env, libs = re.search(r'conda:\s*"\.\./\.\./(envs/\w+\.yaml)"', block), re.search(r"lib\(([^)]*)\)", block)
-            if env and libs:
-                found.append((block.split(":")[0], ROOT / env.group(1), re.findall(r'"(\w+)"', libs.group(1))))
+            env, script = re.search(r'conda:\s*"\.\./\.\./(envs/\w+\.yaml)"', block), re.search(r'script:\s*"\.\./(scripts/\w+\.py)"', block)
+            if env and script:
+                found.append((block.split(":")[0], ROOT / env.group(1), ROOT / "workflow" / script.group(1)))
     return found
 
 
@@ -52,10 +52,10 @@ def third_party_imports(files):
     return {n for n in names if n not in sys.stdlib_module_names and n != "nucleoflow"}
 
 
-@pytest.mark.parametrize("rule, env, modules", rules(), ids=lambda v: v if isinstance(v, str) else "")
-def test_envs_hold_what_their_steps_import(rule, env, modules):
+@pytest.mark.parametrize("rule, env, script", rules(), ids=lambda v: v if isinstance(v, str) else "")
+def test_envs_hold_what_their_steps_import(rule, env, script):
     names, pip = env_packages(env)
-    needed = {PACKAGE.get(n, n) for n in third_party_imports(module_files(*modules))}
+    needed = {PACKAGE.get(n, n) for n in third_party_imports([script, *script_files(script)])}
     assert needed <= names, f"rule {rule}: {env.name} lacks {sorted(needed - names)}"
     core = {re.split(r"[=<> ]", d)[0] for d in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]}
     assert core <= names, f"{env.name} lacks core dependencies {sorted(core - names)}: pip would fetch them"

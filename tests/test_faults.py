@@ -16,7 +16,7 @@ from PIL import Image
 from nucleoflow import dataset
 from nucleoflow.dataset import build_dataset
 from nucleoflow.errors import InputError, OutputError
-from nucleoflow.io import decode_image
+from nucleoflow.reader import decode_image
 
 
 def png_header_only(width, height):

@@ -23,9 +23,9 @@ from synthetic import discs
 from test_bad_input import assert_no_output, build, folder_members, micrograph, png, tif, write_members
 from test_faults import png_header_only, tile_bomb
 
+from nucleoflow.atomic import staging_dir
 from nucleoflow.dataset import build_dataset, instance_labels
 from nucleoflow.errors import InputError, TrainingDiverged
-from nucleoflow.io import staging_dir
 from nucleoflow.reader import open_image
 from nucleoflow.segment import Segmenter, segment_folder
 from nucleoflow.shipped import model_path
@@ -381,7 +381,7 @@ def test_expected_error_prints_its_message_last_and_the_traceback_to_the_log(tmp
     script = f"""
 import os
 os.chdir({str(tmp_path)!r})
-from nucleoflow.io import setup_logging
+from nucleoflow.logs import setup_logging
 from nucleoflow.reader import open_image
 setup_logging({str(log)!r})
 try:
@@ -400,7 +400,7 @@ except OSError as exc:
 
 
 def test_unexpected_error_keeps_its_traceback(tmp_path):
-    script = f"from nucleoflow.io import setup_logging\nsetup_logging({str(tmp_path / 'r.log')!r})\nraise KeyError('bug')\n"
+    script = f"from nucleoflow.logs import setup_logging\nsetup_logging({str(tmp_path / 'r.log')!r})\nraise KeyError('bug')\n"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert "Traceback" in out.stderr and "KeyError: 'bug'" in out.stderr
@@ -475,7 +475,7 @@ def test_skipped_entries_are_named_in_the_log_and_the_summary(tmp_path, caplog):
 
 def test_zip_image_decoded_through_the_reader():
     """The training path uses the same reader: a palette PNG member is read through its palette."""
-    from nucleoflow.io import decode_image
+    from nucleoflow.reader import decode_image
 
     image = Image.fromarray((NUCLEI * 1).astype(np.uint8), mode="L").convert("P")
     image.putpalette([0, 0, 0, 200, 200, 200] + [0] * 762)

@@ -3,7 +3,8 @@ import pandas as pd
 import pytest
 from synthetic import discs
 
-from nucleoflow.metrics import THRESHOLDS, image_scores, iou_matrix, summarize
+from nucleoflow.metrics import summarize
+from nucleoflow.scores import THRESHOLDS, image_scores, iou_matrix
 
 
 def test_thresholds_are_exact():

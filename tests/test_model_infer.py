@@ -112,7 +112,7 @@ def test_save_load_roundtrip(tmp_path):
     ],
 )
 def test_normalize_any_input(image):
-    from nucleoflow.io import to_hwc
+    from nucleoflow.reader import to_hwc
 
     x = normalize(to_hwc(image, "test", channel="rgb" if image.shape[-1] == 4 else None))  # a bare RGBA array must say
     assert x.shape == (3, 40, 50) and x.dtype == np.float32

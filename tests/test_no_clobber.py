@@ -1,8 +1,8 @@
 """Outputs that destroy inputs or each other (issue 23, class 1). One check (segment.check_targets,
-io.check_no_clobber) refuses them before any work, naming the file and what to do and leaving
+clobber.check_no_clobber) refuses them before any work, naming the file and what to do and leaving
 everything as it was, for the command line, segment_folder (what the workflow runs),
 segment_images, Segmenter's writers and gather_shards; the workflow refuses segment.input_dir
-inside results/ when it reads the config (io.check_outside_results; test_workflow_inputs.py runs
+inside results/ when it reads the config (clobber.check_outside_results; test_workflow_inputs.py runs
 Snakemake on both); the run's summary is written whole or not at all. The images are committed
 DSB2018 crops."""
 
@@ -191,7 +191,7 @@ def test_segmenter_writers_never_write_over_their_image(tmp_path, crops, segment
 def test_input_folder_inside_the_workflows_results_is_refused(tmp_path):
     """What the Snakefile runs on segment.input_dir before any job (Snakemake deletes
     results/segment before the segment rule writes it, with the images in it)."""
-    from nucleoflow.io import check_outside_results
+    from nucleoflow.clobber import check_outside_results
 
     results = tmp_path / "results"
     (results / "segment").mkdir(parents=True)
@@ -292,7 +292,7 @@ def test_gather_refuses_two_shards_writing_one_file_and_an_out_dir_holding_a_sha
 
 def test_summary_is_written_whole_or_not_at_all(tmp_path, crops, monkeypatch):
     """summary.csv was written in place: a run that died writing it left half a table over the
-    last complete one. Now a temporary file beside it is renamed into place (io.atomic_path); the
+    last complete one. Now a temporary file beside it is renamed into place (atomic.atomic_path); the
     last run's summary is gone before the run writes any image (issue 23, class 2: it would sit
     beside this run's files), and the run's journal stays for the rerun that finishes it."""
     folder = save(tmp_path / "imgs", ["a.png"], crops)

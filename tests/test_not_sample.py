@@ -17,8 +17,7 @@ from scipy import ndimage as ndi
 
 from nucleoflow.appearance import appearance, pixel_sample
 from nucleoflow.errors import InputError
-from nucleoflow.io import decode_image
-from nucleoflow.reader import open_image
+from nucleoflow.reader import decode_image, open_image
 
 PAD = 48  # px of transparent margin around the crop
 

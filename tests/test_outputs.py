@@ -17,13 +17,13 @@ from PIL import Image
 from skimage.draw import polygon2mask
 from test_blocks import EncodedProbabilities, encoded_image, many_discs, tiling
 
-from nucleoflow.blocks import RegionSource, label_bands
+from nucleoflow.blocks import label_bands
 from nucleoflow.errors import InputError
 from nucleoflow.formats import write_label_ome_tiff, write_ome_zarr
-from nucleoflow.io import decode_image
 from nucleoflow.measure import measure
 from nucleoflow.options import Thresholds
 from nucleoflow.outputs import OUTPUTS, SUFFIXES, NucleusOutputs, channel_planes
+from nucleoflow.reader import RegionSource, decode_image
 from nucleoflow.segment import Segmenter, gather_shards, segment_folder, segment_images
 
 NAMES = ["background", "interior", "border"]  # what the encoded images' channels hold

@@ -28,7 +28,8 @@ def test_import_changes_no_process_settings():
         os.umask = lambda mask: calls.append(mask) or real_umask(mask)
         import PIL.Image, matplotlib
         before = (PIL.Image.MAX_IMAGE_PIXELS, backend(matplotlib))
-        import nucleoflow.cli, nucleoflow.train, nucleoflow.report, nucleoflow.curves, nucleoflow.io  # noqa
+        import nucleoflow.cli, nucleoflow.train, nucleoflow.report, nucleoflow.curves  # noqa
+        import nucleoflow.atomic, nucleoflow.logs, nucleoflow.clobber, nucleoflow.reader, nucleoflow.prepared  # noqa
         after = (PIL.Image.MAX_IMAGE_PIXELS, backend(matplotlib))
         assert not calls, f"os.umask called at import: {calls}"
         assert before == after, (before, after)
@@ -40,7 +41,7 @@ def test_outputs_get_the_processes_umask(tmp_path):
     run(f"""
         import os, numpy as np
         os.umask(0o027)
-        from nucleoflow.io import write_tiff
+        from nucleoflow.atomic import write_tiff
         write_tiff({str(tmp_path / "a.tif")!r}, np.zeros((4, 4), np.uint8))
         assert oct(os.stat({str(tmp_path / "a.tif")!r}).st_mode & 0o777) == oct(0o640)
     """)
@@ -50,7 +51,7 @@ def test_decoding_and_plotting_leave_pillow_and_matplotlib_alone(tmp_path):
     run(f"""
         import io, sys, numpy as np, pandas as pd, PIL.Image, matplotlib
         before = (PIL.Image.MAX_IMAGE_PIXELS, backend(matplotlib))
-        from nucleoflow.io import decode_image
+        from nucleoflow.reader import decode_image
         from nucleoflow.curves import plot_history
         buf = io.BytesIO(); PIL.Image.fromarray(np.zeros((8, 8), np.uint8)).save(buf, "PNG")
         assert decode_image(buf.getvalue(), "a.png").shape == (8, 8, 1)  # the network channels (reader.open_bytes)

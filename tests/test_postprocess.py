@@ -10,14 +10,15 @@ import tifffile
 from scipy import ndimage as ndi
 from synthetic import discs, probabilities_from
 
+from nucleoflow.atomic import write_tiff
 from nucleoflow.engine import load_engine
 from nucleoflow.errors import InputError
 from nucleoflow.infer import probabilities
-from nucleoflow.io import decode_image, to_hwc, write_tiff
 from nucleoflow.metrics import image_scores
 from nucleoflow.model import load_model
 from nucleoflow.options import Thresholds, ThresholdSet, Tiling
 from nucleoflow.postprocess import instances, label_folder
+from nucleoflow.reader import decode_image, to_hwc
 from nucleoflow.shipped import model_path
 from nucleoflow.targets import BORDER, INTERIOR, instance_targets
 

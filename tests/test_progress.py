@@ -56,7 +56,7 @@ def test_training_tells_how_long_the_default_schedule_takes_on_cpu(data_dir, tmp
     config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
     log = tmp_path / "train.log"
     code = (
-        "from nucleoflow.io import setup_logging\nfrom nucleoflow.train import train\n"
+        "from nucleoflow.logs import setup_logging\nfrom nucleoflow.train import train\n"
         f"setup_logging({str(log)!r})\n"
         f"train({str(data_dir)!r}, {str(tmp_path / 'model.pt')!r}, {str(tmp_path / 'history.csv')!r}, "
         f"{str(tmp_path / 'checkpoint.pt')!r}, {config['model']!r}, {config['train']!r}, threads=2)\n"

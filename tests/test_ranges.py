@@ -153,7 +153,7 @@ def test_every_numeric_option_has_one_range():
     numeric = {f.name for cls in (Tiling, Thresholds) for f in dataclasses.fields(cls) if f.type in (int, float)}
     assert numeric == set(RANGES) - {"threads", "workers", "diameter", "pixel_size_um", "split_above_mp"}
     assert set(RANGES) - set(CONFIG_KEYS) == {"workers"}  # the workflow labels in resources.threads processes
-    assert PIXEL_SIZE_RANGE_UM == (RANGES["pixel_size_um"].low, RANGES["pixel_size_um"].high)  # what the reader checks
+    assert PIXEL_SIZE_RANGE_UM == (RANGES["pixel_size_um"].low, RANGES["pixel_size_um"].high)  # what the reader checks (its own copy)
 
 
 # ---------------------------------------------------------------- the config schema

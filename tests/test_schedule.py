@@ -2,8 +2,7 @@
 
 import dataclasses
 
-from nucleoflow.options import Training
-from nucleoflow.schedule import fit_schedule
+from nucleoflow.schedule import Training, fit_schedule
 
 TRAIN = Training(epochs=5, samples_per_epoch=1, batch_size=4, crop_size=32, learning_rate=1e-3, weight_decay=0.0)
 

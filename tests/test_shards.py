@@ -14,12 +14,13 @@ import zarr
 from test_blocks import SHIPPED, crowded_mosaic
 from tqdm import tqdm
 
-from nucleoflow.blocks import open_image, part_rows
+from nucleoflow.blocks import part_rows
 from nucleoflow.engine import load_engine
 from nucleoflow.infer import predict_rows, predict_tiled, tile_grid
 from nucleoflow.model import load_model, save_model
 from nucleoflow.normalize import apply_range
 from nucleoflow.options import Tiling
+from nucleoflow.reader import open_image
 from nucleoflow.segment import Segmenter, gather_shards, segment_folder
 from nucleoflow.shards import PARTS, merge_parts
 

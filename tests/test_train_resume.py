@@ -40,7 +40,7 @@ def data_dir(crops_zip, tmp_path_factory):
 
 def start(data_dir, out, train_cfg=TRAIN):
     code = (
-        "from nucleoflow.io import setup_logging\nfrom nucleoflow.train import train\n"
+        "from nucleoflow.logs import setup_logging\nfrom nucleoflow.train import train\n"
         f"setup_logging({str(out / 'train.log')!r})\n"
         f"train({str(data_dir)!r}, {str(out / 'model.pt')!r}, {str(out / 'history.csv')!r}, "
         f"{str(out / 'checkpoint.pt')!r}, {MODEL!r}, {train_cfg!r}, threads=1)\n"
@@ -118,7 +118,7 @@ def test_changed_config_discards_checkpoint(data_dir, tmp_path):
 def test_distributed_training_matches_single_process(data_dir, uninterrupted, tmp_path):
     """Two CPU processes (DistributedDataParallel over gloo, launched as torchrun does)."""
     code = (
-        "from nucleoflow.io import setup_logging\nfrom nucleoflow.train import train\n"
+        "from nucleoflow.logs import setup_logging\nfrom nucleoflow.train import train\n"
         f"setup_logging({str(tmp_path / 'train.log')!r})\n"
         "if __name__ == '__main__':\n"
         f"    train({str(data_dir)!r}, {str(tmp_path / 'model.pt')!r}, {str(tmp_path / 'history.csv')!r}, "

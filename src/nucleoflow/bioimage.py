@@ -11,8 +11,8 @@ import tifffile
 import torch
 from matplotlib.figure import Figure
 
+from .atomic import staging_dir
 from .engine import _Probabilities, export_onnx
-from .io import staging_dir
 from .model import load_model
 from .normalize import normalize
 

@@ -24,7 +24,6 @@ from .normalize import apply_range
 from .options import Thresholds, Tiling
 from .pool import label_here, workers_for
 from .postprocess import instances
-from .reader import RegionSource, open_image  # noqa: F401 (re-exported: the one reader path)
 
 log = logging.getLogger(__name__)
 

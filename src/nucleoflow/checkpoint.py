@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .io import atomic_path
+from .atomic import atomic_path
 from .model import save_model
 from .shipped import model_path
 

@@ -13,8 +13,8 @@ from skimage.feature import peak_local_max
 from skimage.filters import threshold_otsu
 from skimage.segmentation import relabel_sequential, watershed
 
-from .metrics import image_scores
 from .normalize import normalize
+from .scores import image_scores
 
 DEFAULT_GRID = {
     "min_distance": [3, 5, 8],

@@ -243,7 +243,7 @@ def _inputs(paths, list_images, skipped=None):
 
 def _segment(args):
     try:  # here, not at the top: --help works without the network's dependencies
-        from .io import folder_lock
+        from .lock import folder_lock
         from .segment import Segmenter, check_images, check_targets, list_images, run_targets, segment_images
     except ModuleNotFoundError as exc:
         remedy = 'Install the network\'s stack: pip install -e ".[torch]" in the nucleoflow folder'

@@ -11,8 +11,8 @@ import tifffile
 import torch
 
 from .augment import Augmentation, colour_jitter, crop_window, zoom_to
-from .io import load_hwc
 from .normalize import normalize
+from .prepared import read_prepared
 from .targets import make_targets
 
 NO_AUGMENTATION = Augmentation.from_config(None)
@@ -36,7 +36,7 @@ def load_split(data_dir, manifest, split, targets="inner_boundary"):
     examples = []
     for row in manifest[manifest["split"] == split].itertuples():
         labels = tifffile.imread(Path(data_dir) / row.labels)
-        image = normalize(load_hwc(Path(data_dir) / row.image))
+        image = normalize(read_prepared(Path(data_dir) / row.image))
         examples.append(Example(row.id, row.modality, image, make_targets(labels, targets), labels))
     return examples
 

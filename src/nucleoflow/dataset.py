@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 
 from .appearance import appearance, pixel_sample
+from .atomic import staging_dir, write_tiff
 from .errors import InputError
-from .io import IMAGE_SUFFIXES, decode_image, open_bytes, staging_dir, write_tiff
+from .reader import IMAGE_SUFFIXES, decode_image, open_bytes
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")

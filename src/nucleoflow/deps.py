@@ -1,16 +1,21 @@
 """Which library files a workflow script depends on, read from the import statements.
 
-Snakemake does not track Python imports, so each rule lists the library files its script
-imports (directly or through other modules) as inputs: editing one module reruns exactly the
-rules whose code changed. Derived from the source, the lists cannot drift from the code.
+Snakemake does not track Python imports, so each rule's inputs include the library files its
+script imports, directly or through other modules of the package (script_files): editing one
+module reruns exactly the rules whose code changed. Read from the source when the workflow is
+parsed, the lists cannot drift from the code. Every import counts, a function's own included:
+a module imported anywhere in a file may run. So a module that imports another only to
+re-export its names would make every rule that uses it depend on the other: none does.
 """
 
 import ast
+import functools
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent
 
 
+@functools.cache
 def _imported_modules(path):
     """Names of the nucleoflow modules one file imports (absolute or relative imports)."""
     tree = ast.parse(Path(path).read_text(), filename=str(path))
@@ -32,12 +37,12 @@ def _imported_modules(path):
         else:
             continue
         found.update(n.split(".")[1] for n in names if n.startswith("nucleoflow.") and n.count("."))
-    return {m for m in found if (PACKAGE / f"{m}.py").exists()}
+    return frozenset(m for m in found if (PACKAGE / f"{m}.py").exists())
 
 
 def script_modules(script):
     """The package modules a workflow script imports itself."""
-    return _imported_modules(script)
+    return _imported_modules(str(script))
 
 
 def module_files(*modules):
@@ -49,5 +54,11 @@ def module_files(*modules):
         if name in seen:
             continue
         seen.add(name)
-        todo |= _imported_modules(PACKAGE / f"{name}.py") - seen
+        todo |= _imported_modules(str(PACKAGE / f"{name}.py")) - seen
     return sorted(str(PACKAGE / f"{name}.py") for name in seen)
+
+
+def script_files(script):
+    """Sorted paths of the package modules a workflow script runs: those it imports, every
+    module they import in turn, and __init__."""
+    return module_files(*script_modules(script))

@@ -9,8 +9,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from .atomic import atomic_path
 from .errors import InputError
-from .io import atomic_path
 
 log = logging.getLogger(__name__)
 CHUNK = 1 << 20

@@ -1,7 +1,7 @@
 """Errors the user must act on: each message names the file (or the setting) and what to do.
 
 An uncaught one of these in a workflow script prints its message as the last lines the user
-reads (io.setup_logging; the Snakefile repeats it after Snakemake's own report), and the
+reads (logs.setup_logging; the Snakefile repeats it after Snakemake's own report), and the
 traceback goes to the rule's log only.
 
 Messages name a setting through setting(key): its config key (e.g. segment.channel) in the

@@ -10,11 +10,13 @@ import pandas as pd
 import torch
 
 from .ahead import ahead
+from .atomic import staging_dir, write_tiff
 from .engine import check_tile, load_engine
-from .io import load_hwc, staging_dir, to_hwc, write_tiff
 from .normalize import normalize
 from .options import Tiling
+from .prepared import read_prepared
 from .progress import progress
+from .reader import to_hwc
 
 log = logging.getLogger(__name__)
 
@@ -258,8 +260,8 @@ def predict_manifest(model_path, data_dir, out_dir, splits, tiling=Tiling(), thr
     started, pixels = time.monotonic(), 0
     with staging_dir(out_dir) as tmp, progress(total=len(rows), desc="predict", unit="image", log=log) as bar:
         for row in rows.itertuples():
-            image = load_hwc(Path(data_dir) / row.image)
-            probs = probabilities(engine, image, tiling, row.image)
+            image = read_prepared(Path(data_dir) / row.image)  # the network's channels, as training reads them
+            probs = predict_tiled(engine, normalize(image), tiling)
             write_tiff(tmp / f"{row.id}.tif", probs.astype(np.float16))
             pixels += image.shape[0] * image.shape[1]
             bar.update(1)

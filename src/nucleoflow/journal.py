@@ -12,7 +12,7 @@ new journal. The run removes it once its summary is in place.
 import json
 from pathlib import Path
 
-from .io import append_line, atomic_path
+from .atomic import append_line, atomic_path
 from .reader import file_fingerprint
 
 JOURNAL = ".nucleoflow.journal"

@@ -8,7 +8,7 @@ import torch
 import torch.distributed as dist
 
 from .device import pick_device
-from .io import setup_logging
+from .logs import setup_logging
 
 
 @dataclass(frozen=True)

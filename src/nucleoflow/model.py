@@ -7,9 +7,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .atomic import atomic_path
 from .device import prepare
 from .errors import InputError, setting
-from .io import atomic_path
 from .shipped import model_path
 
 

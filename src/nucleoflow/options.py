@@ -178,33 +178,6 @@ class Thresholds:
         check_ranges(**_fields(self))
 
 
-@dataclass(frozen=True)
-class Training:
-    """The training schedule (config train section); see config/config.yaml for each field."""
-
-    epochs: int = 20
-    samples_per_epoch: int = 7056
-    batch_size: int = 16
-    crop_size: int = 256
-    learning_rate: float = 0.002
-    weight_decay: float = 0.0001
-    modality_balance: float = 0.5
-    seed: int = 0
-    init_model: str = ""
-    targets: str = "inner_boundary"  # targets.KINDS
-    border_weight: float = 1.0
-    augment: dict = field(default_factory=dict)  # augment.Augmentation's fields; {}: none
-    budget_min: float = 0.0  # > 0: samples_per_epoch fitted so that the run takes this many minutes
-
-    @property
-    def steps_per_epoch(self):
-        return max(1, self.samples_per_epoch // self.batch_size)
-
-    @property
-    def total_steps(self):
-        return self.epochs * self.steps_per_epoch
-
-
 THRESHOLD_NAMES = tuple(f.name for f in dataclasses.fields(Thresholds))
 
 

@@ -17,8 +17,8 @@ import pandas as pd
 from PIL import Image
 from skimage.segmentation import find_boundaries
 
+from .atomic import atomic_path
 from .errors import counted
-from .io import atomic_path
 
 MAX_SIDE = 2048  # an overlay's longer side, at most: larger images are shown at every k-th pixel
 COLOUR = (255, 255, 0)  # the outlines: yellow, as the report draws the nuclei it found

@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from .atomic import atomic_path
 from .engine import export_onnx
-from .io import atomic_path, load_hwc
 from .model import load_model, save_model
+from .prepared import read_prepared
 
 
 def _metrics(summary):
@@ -24,7 +25,7 @@ def sample_image(data_dir, side=128):
     manifest = pd.read_csv(Path(data_dir) / "manifest.csv")
     preferred = manifest[(manifest["split"] == "test") & (manifest["modality"] == "fluorescence")]
     row = (preferred if len(preferred) else manifest).iloc[0]
-    image = load_hwc(Path(data_dir) / row["image"])
+    image = read_prepared(Path(data_dir) / row["image"])
     return image[: min(side, image.shape[0] // 16 * 16), : min(side, image.shape[1] // 16 * 16)]
 
 

@@ -8,8 +8,8 @@ import tifffile
 from scipy import ndimage as ndi
 from skimage.segmentation import relabel_sequential, watershed
 
+from .atomic import staging_dir, write_tiff
 from .errors import InputError
-from .io import staging_dir, write_tiff
 from .options import Thresholds
 from .pool import Workers
 from .progress import progress

@@ -1,5 +1,6 @@
 """Every image the pipeline reads goes through here: one path from a file (or bytes, or an array)
-to a RegionSource that knows its channels, its pixel size and its limits.
+to a RegionSource that knows its channels, its pixel size and its limits. (The prepared data
+that preprocess decoded through here and wrote are read back as written: prepared.py.)
 
     source = open_image(path, channel=None, pixel_size_um=0)   # PNG, JPEG, TIFF, OME-TIFF, OME-Zarr
     source = open_bytes(data, name)                            # the same, from bytes (zip members)
@@ -13,6 +14,9 @@ to a RegionSource that knows its channels, its pixel size and its limits.
         source.pixel_size_source    # where it came from: given, ome, imagej, tiff or none
         source.read(y0, y1, x0, x1)           # (h, w, 1 or 3) network input, non-finite or transparent -> background
         source.read_channels(y0, y1, x0, x1)  # (h, w, C) every channel, raw values (NaN kept)
+    image = read_image(path)            # short forms: the whole image's network channels,
+    image = decode_image(data, name)    # (H, W, 1 or 3), of a file, bytes or a bare array
+    image = to_hwc(array, name)
 
 The format comes from the file's first bytes (its signature), never from its name: PNG data
 named .tif is read as PNG, with a warning that the name says otherwise. The layout comes from
@@ -60,7 +64,6 @@ from PIL import JpegImagePlugin, PngImagePlugin
 
 from .appearance import appearance, fill_mask
 from .errors import InputError, UnreadableImage, counted, setting, setting_value
-from .options import RANGES
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +75,9 @@ MAX_DECODED_BYTES = 1 << 32
 MAX_RATIO = 1000
 RATIO_CHECK_PIXELS = 1 << 26
 MIN_SIDE = 8
-PIXEL_SIZE_RANGE_UM = (RANGES["pixel_size_um"].low, RANGES["pixel_size_um"].high)  # 1 nm .. 100 um: outside it, a pixel size is a mistake
+# 1 nm .. 100 um: outside it, a pixel size is a mistake. options.RANGES["pixel_size_um"] too (a
+# test compares them): not imported from there, so that editing the options reruns no preprocess.
+PIXEL_SIZE_RANGE_UM = (1e-3, 100.0)
 # TIFF resolution tags are written by any software, with any value: a pixel size only in this range.
 PLAUSIBLE_TIFF_PIXEL_UM = (0.01, 100.0)
 # TIFF compressions whose YCbCr tifffile decodes to RGB (OJPEG, JPEG, ALT_JPEG, JPEG_LOSSY).
@@ -877,6 +882,27 @@ def open_bytes(data, name, channel=None, pixel_size_um=0):
     """A RegionSource, decoded whole, for the bytes of a PNG, JPEG or TIFF file (e.g. a zip
     member), in the format its first bytes say (image_format); `name` is used in messages."""
     return _decode(data, name, channel, pixel_size_um, image_format(data[:16], name))
+
+
+# ---------------------------------------------------------------- short forms: the whole image
+
+
+def decode_image(data, name, channel=None):
+    """The network channels, (H, W, 1 or 3), of PNG/JPEG/TIFF bytes (open_bytes: the file's own
+    metadata, the size limits); `name` is used for the format and in messages."""
+    return open_bytes(data, name, channel).read_all()
+
+
+def read_image(path, channel=None):
+    """The network channels, (H, W, 1 or 3), of an image file (open_image)."""
+    with open_image(path, channel) as source:
+        return source.read_all()
+
+
+def to_hwc(array, name, channel=None):
+    """A bare array, (H, W) or (H, W, C), as the network's (H, W, 1 or 3) (RegionSource: 3
+    channels are RGB; other counts need `channel`)."""
+    return RegionSource(array, name, channel=channel).read_all()
 
 
 def image_entries(folder):

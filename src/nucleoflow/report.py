@@ -19,10 +19,11 @@ from matplotlib.figure import Figure
 from PIL import Image
 from skimage.segmentation import find_boundaries
 
+from .atomic import atomic_path
 from .curves import history_figure, new_figure
-from .io import atomic_path, load_hwc
-from .metrics import THRESHOLDS
+from .prepared import read_prepared
 from .robustness import TARGET as ROBUSTNESS_TARGET
+from .scores import THRESHOLDS
 
 STYLE = """
 body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
@@ -86,7 +87,7 @@ def distribution_figure(per_image):
 
 def overlay(data_dir, labels_dir, image_id):
     """The image at full resolution with predicted contours (yellow) and true ones (cyan), uint8 RGB."""
-    image = load_hwc(Path(data_dir) / "images" / f"{image_id}.tif").astype(np.float32)
+    image = read_prepared(Path(data_dir) / "images" / f"{image_id}.tif").astype(np.float32)
     lo, hi = np.percentile(image, [1, 99.8])
     rgb = np.clip((image - lo) / max(hi - lo, 1e-6), 0, 1)
     rgb = np.repeat(rgb, 3, axis=-1) if rgb.shape[-1] == 1 else rgb

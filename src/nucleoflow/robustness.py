@@ -11,9 +11,9 @@ import tifffile
 from skimage.color import hed2rgb, rgb2hed
 
 from .dataset import Archive, find_samples, load_labels
-from .io import load_hwc
-from .metrics import image_scores
+from .prepared import read_prepared
 from .scale import labels_to_shape, zoom
+from .scores import image_scores
 
 SCALES = (0.5, 0.75, 1.5, 2.0)
 # Issue 12's target: every variant within this much DSB of the unchanged images.
@@ -38,7 +38,7 @@ def split_examples(data_dir, split="val"):
     """(id, modality, image, labels) of one split of a dataset built by the preprocess rule."""
     manifest = pd.read_csv(Path(data_dir) / "manifest.csv")
     rows = manifest[manifest["split"] == split]
-    return [(row.id, row.modality, load_hwc(Path(data_dir) / row.image), tifffile.imread(Path(data_dir) / row.labels)) for row in rows.itertuples()]
+    return [(row.id, row.modality, read_prepared(Path(data_dir) / row.image), tifffile.imread(Path(data_dir) / row.labels)) for row in rows.itertuples()]
 
 
 def archive_examples(path, modality="histology"):

@@ -1,9 +1,12 @@
-"""The training schedule: learning rate by step, sizing to a time budget, and how long it takes."""
+"""The training schedule: its settings (Training: the config's train section), learning rate by
+step, sizing to a time budget, and how long it takes. (Training lives here, not in options.py
+with the options of inference and postprocessing, so that editing those never retrains.)"""
 
 import dataclasses
 import logging
 import math
 import time
+from dataclasses import dataclass, field
 
 import torch
 
@@ -14,6 +17,33 @@ log = logging.getLogger(__name__)
 PROBE_STEPS = 5
 # A CPU run estimated longer than this gets the advice to use config/cpu.yaml.
 CPU_ADVICE_S = 3 * 3600
+
+
+@dataclass(frozen=True)
+class Training:
+    """The training schedule (config train section); see config/config.yaml for each field."""
+
+    epochs: int = 20
+    samples_per_epoch: int = 7056
+    batch_size: int = 16
+    crop_size: int = 256
+    learning_rate: float = 0.002
+    weight_decay: float = 0.0001
+    modality_balance: float = 0.5
+    seed: int = 0
+    init_model: str = ""
+    targets: str = "inner_boundary"  # targets.KINDS
+    border_weight: float = 1.0
+    augment: dict = field(default_factory=dict)  # augment.Augmentation's fields; {}: none
+    budget_min: float = 0.0  # > 0: samples_per_epoch fitted so that the run takes this many minutes
+
+    @property
+    def steps_per_epoch(self):
+        return max(1, self.samples_per_epoch // self.batch_size)
+
+    @property
+    def total_steps(self):
+        return self.epochs * self.steps_per_epoch
 
 
 def lr_at(step, total_steps, base_lr, warmup_steps):

@@ -13,18 +13,20 @@ from pathlib import Path
 
 import pandas as pd
 
-from .blocks import PartRows, RegionSource, label_bands, label_image, open_image, part_rows
+from .atomic import atomic_path, remove_temporaries, replace_into, staging_dir
+from .blocks import PartRows, label_bands, label_image, part_rows
+from .clobber import check_no_clobber
 from .engine import check_tile, load_engine
 from .errors import InputError, UnreadableImage, counted
 from .formats import write_label_ome_tiff, write_ome_zarr
-from .io import atomic_path, check_no_clobber, folder_lock, remove_temporaries, replace_into, staging_dir
 from .journal import JOURNAL, Journal
+from .lock import folder_lock
 from .options import SPLIT_ABOVE_MP, ThresholdSet, check_ranges, split_options
 from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES, NucleusOutputs, channel_planes
 from .overlay import INDEX, Overlay, write_index
 from .pool import Workers
 from .progress import LOG_INTERVAL_S, progress
-from .reader import IMAGE_SUFFIXES, file_fingerprint, image_entries, image_size
+from .reader import IMAGE_SUFFIXES, RegionSource, file_fingerprint, image_entries, image_size, open_image
 from .scale import labels_to_shape, median_diameter, rescale_factor, zoom
 from .shards import PART, PARTS, merge_parts, read_parts
 from .shipped import model_path as shipped_model_path
@@ -342,7 +344,7 @@ CLASH_REMEDY = f"Rename one of the images: an image <stem> gets <stem>{', <stem>
 
 def check_targets(targets, inputs, remedy):
     """Refuse, before any work, outputs (run_targets, image_targets, folders replaced whole) that
-    would overwrite an input or one another (io.check_no_clobber); `remedy` says how to write
+    would overwrite an input or one another (clobber.check_no_clobber); `remedy` says how to write
     them elsewhere, naming what chose the output folder."""
     check_no_clobber(targets, inputs, remedy, CLASH_REMEDY)
 
@@ -384,7 +386,7 @@ def segment_images(segmenter, images, out_dir, outputs=DEFAULT_OUTPUTS, pixel_si
     once each, with the number of images they concern. Returns the summary (a DataFrame).
 
     The folder stays consistent with itself whatever stops the run (issue 23, class 2): the run
-    holds it (io.folder_lock: another run into it is refused), removes the summary there before
+    holds it (lock.folder_lock: another run into it is refused), removes the summary there before
     it writes any image's files and writes its own last, so a summary lists the images of the
     run that wrote it as their files are. A run stopped part way (Ctrl-C, kill -9, a full disk)
     leaves no summary and its journal (journal.py): the next run with the same settings keeps

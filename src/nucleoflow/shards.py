@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from .atomic import replace_into
 from .errors import counted
 from .formats import TIFF_TILE, write_label_ome_tiff, write_ome_zarr
-from .io import replace_into
 from .outputs import SUFFIXES, NucleusOutputs, area_summary, channel_planes
 from .overlay import Overlay
 from .reader import open_image

@@ -2,8 +2,11 @@
 
 Its parts live beside it: crops (data, crops, batches) with augment (zoom and colour
 augmentation), loss (loss and optimisation step),
-schedule (learning rate, budget, ETA), checkpoint (resumable state, the finished model) and
-launch (distributed processes).
+schedule (the train config, learning rate, budget, ETA), validation (the score that picks the
+best epoch), checkpoint (resumable state, the finished model) and launch (distributed
+processes). The workflow's train rule depends on these, the network (model.py) and what they
+import (deps.py): not on reading images (the prepared data are read as written, prepared.py),
+postprocessing or evaluation, so editing those retrains only through data preprocess rewrites.
 """
 
 import contextlib
@@ -20,20 +23,18 @@ import pandas as pd
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from .atomic import atomic_path
 from .augment import Augmentation
 from .checkpoint import fingerprint, load_checkpoint, save_best, save_checkpoint
 from .crops import load_split, make_batch, resident, sampling_weights, validation_crops
 from .device import autocast, prepare, seeded, torch_threads
 from .errors import InputError
-from .io import atomic_path
 from .launch import joined, launch
 from .loss import FINITE_CHECK_STEPS, check_finite, loss_fn, train_step
-from .metrics import image_scores
 from .model import UNet, load_model
-from .options import Training
-from .postprocess import instances
-from .schedule import PROBE_STEPS, Clock, fit_schedule, lr_at, synchronize
+from .schedule import PROBE_STEPS, Clock, Training, fit_schedule, lr_at, synchronize
 from .targets import N_CLASSES
+from .validation import validation_dsb
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +72,12 @@ class State:
 def train(data_dir, model_path, history_path, checkpoint_path, model_cfg, train_cfg, threads=1, processes=1, log_path=None):
     """Train a U-Net; keep the best model on the validation DSB score.
 
-    train_cfg: an options.Training or the config's train section. processes > 1 runs
+    train_cfg: a schedule.Training or the config's train section. processes > 1 runs
     DistributedDataParallel (launch.py). The full training state is checkpointed atomically
     after every epoch; a rerun with the same data and config resumes from it and ends exactly
-    as an uninterrupted run would. The validation score uses the default postprocess
-    thresholds, so tuning those never retrains the network.
+    as an uninterrupted run would. The validation score is validation.py's (training's own
+    watershed, at the postprocess's default thresholds fixed there), so neither tuning the
+    thresholds nor editing the postprocess retrains the network.
     """
     run = Run(Path(data_dir), Path(model_path), Path(history_path), Path(checkpoint_path), log_path)
     training = train_cfg if isinstance(train_cfg, Training) else Training(**train_cfg)
@@ -223,7 +225,7 @@ def _train_epoch(net, optimizer, data, training, epoch, rank, clock):
 
 @torch.no_grad()
 def evaluate(model, crops, device, batch_size):
-    """(mean loss, mean DSB with the default postprocess) over validation crops."""
+    """(mean loss, mean DSB of validation.py's watershed) over validation crops."""
     model.eval()
     losses, scores = [], []
     for i in range(0, len(crops), batch_size):
@@ -235,7 +237,7 @@ def evaluate(model, crops, device, batch_size):
         logits = logits.float()
         losses.append(loss_fn(logits, targets).item() * len(chunk))
         for probs, (_, _, labels) in zip(torch.softmax(logits, 1).cpu().numpy(), chunk):
-            scores.append(image_scores(labels, instances(probs))["dsb"])
+            scores.append(validation_dsb(labels, probs))
     return sum(losses) / len(crops), float(np.mean(scores))
 
 

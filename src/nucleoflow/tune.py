@@ -10,11 +10,11 @@ import numpy as np
 import pandas as pd
 import tifffile
 
-from .io import atomic_path
-from .metrics import image_scores
+from .atomic import atomic_path
 from .options import Thresholds
 from .postprocess import instances
 from .progress import progress
+from .scores import image_scores
 
 log = logging.getLogger(__name__)
 

@@ -23,12 +23,11 @@ import numpy as np
 import pandas as pd
 import tifffile
 
-from nucleoflow.blocks import RegionSource
 from nucleoflow.infer import probabilities
-from nucleoflow.io import decode_image, to_hwc
 from nucleoflow.metrics import image_scores
 from nucleoflow.options import Thresholds
 from nucleoflow.postprocess import instances
+from nucleoflow.reader import RegionSource, decode_image, to_hwc
 from nucleoflow.segment import Segmenter
 
 HERE = Path(__file__).resolve().parent

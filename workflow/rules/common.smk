@@ -8,9 +8,10 @@ from pathlib import Path
 import nucleoflow
 import yaml
 
-from nucleoflow.deps import module_files
+from nucleoflow.clobber import check_outside_results
+from nucleoflow.deps import script_files
 from nucleoflow.errors import InputError
-from nucleoflow.io import ERRORS_DIR, check_outside_results
+from nucleoflow.logs import ERRORS_DIR
 from nucleoflow.reader import file_fingerprint, image_entries
 from nucleoflow.shipped import model_path
 
@@ -24,13 +25,14 @@ os.environ.setdefault(
 MIN_FREE_MB = 100
 
 
-def lib(*modules):
-    """Library files a rule's script imports, directly (the modules named, which a test checks
-    against the script) or through them: Snakemake does not track imports, so listing them as
-    inputs makes code edits rerun exactly the affected rules. Found in the installed package,
-    so this also holds when the workflow is deployed elsewhere (snakedeploy, module).
+def library(script):
+    """The library files that workflow/scripts/<script> runs: the package modules it imports,
+    read from its import statements, and every module those import in turn (deps.py).
+    Snakemake does not track imports, so listing them as inputs makes a code edit rerun exactly
+    the rules whose code it changes. Found in the installed package, so this also holds when
+    the workflow is deployed elsewhere (snakedeploy, module).
     """
-    return module_files(*modules)
+    return script_files(workflow.source_path(f"../scripts/{script}"))
 
 
 def data_source(wildcards):
@@ -236,7 +238,7 @@ def cpu_training_note(config, model="results/model/model.pt"):
 
 
 def print_job_errors():
-    """The messages of the jobs that failed with an expected error (io.setup_logging), printed
+    """The messages of the jobs that failed with an expected error (logs.setup_logging), printed
     after everything Snakemake prints, so they are the last lines the user reads."""
     files = (
         sorted(ERRORS_DIR.glob("*.txt"), key=lambda p: p.stat().st_mtime)

@@ -1,6 +1,6 @@
 rule download:
     input:
-        lib("download", "io"),
+        lib=library("download.py"),
     output:
         "results/download/archive.zip",
     log:
@@ -20,7 +20,7 @@ rule download:
 rule preprocess:
     input:
         source=data_source,
-        lib=lib("dataset", "io"),
+        lib=library("preprocess.py"),
     output:
         directory("results/data"),
     log:

@@ -2,7 +2,7 @@ rule evaluate:
     input:
         labels="results/labels",
         data="results/data",
-        lib=lib("metrics", "io"),
+        lib=library("evaluate.py"),
     output:
         per_image="results/metrics/per_image.csv",
         summary=report(
@@ -31,7 +31,7 @@ rule report:
         card="results/model/model.json",
         thresholds=tuned_thresholds,
         robustness="results/robustness/robustness.csv",
-        lib=lib("report", "io", "options"),
+        lib=library("report.py"),
     output:
         index=report(
             "results/report/index.html",
@@ -61,7 +61,7 @@ rule robustness:
     input:
         model="results/package/model.pt",
         data="results/data",
-        lib=lib("robustness", "segment", "io", "options"),
+        lib=library("robustness.py"),
     output:
         report(
             "results/robustness/robustness.csv",

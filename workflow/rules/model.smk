@@ -6,16 +6,11 @@ rule train:
             if config["train"]["init_model"]
             else []
         ),
-        lib=lib("train", "curves", "io"),
+        lib=library("train.py"),
     output:
         model="results/model/model.pt",
         card="results/model/model.json",
         history="results/model/history.csv",
-        curves=report(
-            "results/model/curves.png",
-            caption="../report/curves.rst",
-            category="Training",
-        ),
     log:
         "results/logs/train.log",
     benchmark:
@@ -35,11 +30,33 @@ rule train:
         "../scripts/train.py"
 
 
+# The training curves: a rule of its own, so that redrawing them never retrains.
+rule curves:
+    input:
+        history="results/model/history.csv",
+        lib=library("curves.py"),
+    output:
+        report(
+            "results/model/curves.png",
+            caption="../report/curves.rst",
+            category="Training",
+        ),
+    log:
+        "results/logs/curves.log",
+    conda:
+        "../../envs/report.yaml"
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/curves.py"
+
+
 rule predict:
     input:
         model="results/model/model.pt",
         data="results/data",
-        lib=lib("infer", "io", "options"),
+        lib=library("predict.py"),
     output:
         directory("results/predict"),
     log:
@@ -63,7 +80,7 @@ rule tune:
     input:
         probs="results/predict",
         data="results/data",
-        lib=lib("tune", "io"),
+        lib=library("tune.py"),
     output:
         thresholds="results/tune/thresholds.json",
         grid="results/tune/grid.csv",
@@ -85,7 +102,7 @@ rule postprocess:
         probs="results/predict",
         data="results/data",
         thresholds=tuned_thresholds,
-        lib=lib("postprocess", "io", "options"),
+        lib=library("postprocess.py"),
     output:
         directory("results/labels"),
     log:
@@ -111,7 +128,7 @@ rule package:
         summary="results/metrics/summary.csv",
         data="results/data",
         archive=data_source,
-        lib=lib("package", "io", "options", "bioimage", "scale"),
+        lib=library("package.py"),
     output:
         model="results/package/model.pt",
         card="results/package/model.json",

@@ -2,7 +2,7 @@ rule segment_shard:
     input:
         images=segment_input,
         model=model_path(config["segment"]["model"]),
-        lib=lib("segment", "io", "options"),
+        lib=library("segment.py"),
     output:
         directory("results/segment_shards/{scatteritem}"),
     log:
@@ -30,7 +30,7 @@ rule segment:
     input:
         shards=gather.segment("results/segment_shards/{scatteritem}"),
         images=segment_input,
-        lib=lib("segment", "io"),
+        lib=library("gather_segment.py"),
     output:
         directory("results/segment"),
     log:

@@ -1,6 +1,6 @@
 """Snakemake script: per-image and summary metrics against the ground truth."""
 
-from nucleoflow.io import setup_logging
+from nucleoflow.logs import setup_logging
 from nucleoflow.metrics import evaluate_folder
 
 setup_logging(snakemake.log[0])

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 
 from nucleoflow.bioimage import write_package
-from nucleoflow.io import setup_logging
+from nucleoflow.logs import setup_logging
 from nucleoflow.options import ThresholdSet
 from nucleoflow.package import package_model, sample_image
 from nucleoflow.scale import training_sizes

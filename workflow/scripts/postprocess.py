@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from nucleoflow.io import setup_logging
+from nucleoflow.logs import setup_logging
 from nucleoflow.options import ThresholdSet
 from nucleoflow.postprocess import label_folder
 

@@ -1,7 +1,7 @@
 """Snakemake script: tiled inference on the chosen splits -> probability TIFFs."""
 
 from nucleoflow.infer import predict_manifest
-from nucleoflow.io import setup_logging
+from nucleoflow.logs import setup_logging
 from nucleoflow.options import Tiling
 
 setup_logging(snakemake.log[0])

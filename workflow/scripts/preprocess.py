@@ -1,7 +1,7 @@
 """Snakemake script: archive or folder -> image and label TIFFs plus manifest.csv."""
 
 from nucleoflow.dataset import build_dataset
-from nucleoflow.io import setup_logging
+from nucleoflow.logs import setup_logging
 
 setup_logging(snakemake.log[0])
 split = snakemake.params.split

@@ -4,7 +4,7 @@ import json
 
 import pandas as pd
 
-from nucleoflow.io import setup_logging
+from nucleoflow.logs import setup_logging
 from nucleoflow.options import ThresholdSet
 from nucleoflow.report import write_report
 

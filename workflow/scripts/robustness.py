@@ -2,7 +2,8 @@
 
 import dataclasses
 
-from nucleoflow.io import atomic_path, setup_logging
+from nucleoflow.atomic import atomic_path
+from nucleoflow.logs import setup_logging
 from nucleoflow.options import Tiling
 from nucleoflow.robustness import robustness_table, split_examples
 from nucleoflow.segment import Segmenter

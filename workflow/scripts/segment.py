@@ -7,7 +7,7 @@ node the labelling is the slower part; on a CPU-only one both share the cores).
 
 import dataclasses
 
-from nucleoflow.io import setup_logging
+from nucleoflow.logs import setup_logging
 from nucleoflow.options import Tiling
 from nucleoflow.segment import segment_folder
 

@@ -1,11 +1,10 @@
-"""Snakemake script: train the U-Net, keep the best model, plot the curves."""
+"""Snakemake script: train the U-Net, keep the best model (the curves rule plots its history)."""
 
-from nucleoflow.curves import plot_history
-from nucleoflow.io import setup_logging
+from nucleoflow.logs import setup_logging
 from nucleoflow.train import train
 
 setup_logging(snakemake.log[0])
-history = train(
+train(
     snakemake.input.data,
     snakemake.output.model,
     snakemake.output.history,
@@ -16,4 +15,3 @@ history = train(
     processes=snakemake.resources.gpu,
     log_path=snakemake.log[0],
 )
-plot_history(history, snakemake.output.curves)

@@ -1,6 +1,6 @@
 """Snakemake script: postprocess thresholds tuned on the validation split's probability maps."""
 
-from nucleoflow.io import setup_logging
+from nucleoflow.logs import setup_logging
 from nucleoflow.tune import tune_folder
 
 setup_logging(snakemake.log[0])
