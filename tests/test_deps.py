@@ -57,7 +57,7 @@ def test_training_runs_no_reading_postprocessing_or_evaluation_code():
     crops, schedule, its validation score and their helpers."""
     assert names(script_files(SCRIPTS / "train.py")) == {
         "__init__", "errors", "logs", "atomic", "progress", "device", "shipped",  # helpers
-        "train", "model", "targets", "loss", "augment", "crops", "schedule", "validation", "scores", "checkpoint", "launch",
+        "train", "model", "targets", "loss", "augment", "crops", "schedule", "validation", "watershed", "scores", "checkpoint", "launch",
         "prepared", "normalize", "appearance",  # the prepared data, as the network sees them
     }  # fmt: skip
 

@@ -264,6 +264,7 @@ CODE_OF = {
     "crops": {"train"},
     "schedule": {"train"},
     "validation": {"train"},
+    "watershed": {"train", "tune", "postprocess", "robustness"},
     "checkpoint": {"train"},
     "launch": {"train"},
     "device": {"train", "predict", "package", "robustness"},

@@ -5,37 +5,20 @@ from pathlib import Path
 
 import numpy as np
 import tifffile
-from scipy import ndimage as ndi
-from skimage.segmentation import relabel_sequential, watershed
 
 from .atomic import staging_dir, write_tiff
 from .errors import InputError
 from .options import Thresholds
 from .pool import Workers
 from .progress import progress
-from .targets import BORDER, INTERIOR
+from .watershed import seeded_watershed
 
 log = logging.getLogger(__name__)
 
 
 def instances(probs, thresholds=Thresholds()):
-    """Seeds are nucleus interiors (borders excluded), grown over the foreground.
-
-    probs: (n_classes, H, W) softmax output. Returns uint32 labels 1..N (0 = background).
-    """
-    interior = probs[INTERIOR]
-    foreground = (interior + probs[BORDER]) > thresholds.foreground_threshold
-    seeds, _ = ndi.label(interior > thresholds.seed_threshold)
-    seeds = _drop_small(seeds, thresholds.min_seed_area)
-    labels = watershed(-interior, markers=seeds, mask=foreground | (seeds > 0))
-    return relabel_sequential(_drop_small(labels, thresholds.min_area).astype(np.uint32))[0]
-
-
-def _drop_small(labels, min_size):
-    """Labels with the regions of fewer than min_size pixels set to background."""
-    small = np.bincount(labels.ravel()) < min_size
-    small[0] = False
-    return np.where(small[labels], 0, labels)
+    """Instance labels (uint32, 0 = background) of (n_classes, H, W) probabilities at `thresholds`."""
+    return seeded_watershed(probs, thresholds.seed_threshold, thresholds.foreground_threshold, thresholds.min_seed_area, thresholds.min_area)
 
 
 def label_folder(probs_dir, out_dir, thresholds, modalities, workers=1):
