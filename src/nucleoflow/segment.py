@@ -10,9 +10,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from .blocks import PartRows, RegionSource, label_bands, label_image, open_image, part_rows
+from .blocks import RegionSource, label_bands, open_image, part_rows
 from .engine import check_tile, load_engine
 from .errors import InputError, UnreadableImage, counted
 from .formats import write_label_ome_tiff, write_ome_zarr
@@ -23,13 +24,11 @@ from .overlay import INDEX, Overlay, write_index
 from .pool import Workers
 from .progress import LOG_INTERVAL_S, progress
 from .reader import IMAGE_SUFFIXES, image_entries, image_size
-from .scale import labels_to_shape, median_diameter, rescale_factor, zoom
 from .shards import PART, PARTS, merge_parts, read_parts
+from .sizing import plan
+from .zoomed import grid_tiling, label_zoomed_bands
 
 log = logging.getLogger(__name__)
-# Images up to this many pixels (a 4096 px square) may be labelled at another zoom, held whole;
-# larger ones stream block by block at their own scale.
-ZOOM_MAX_PIXELS = 4096 * 4096
 # The run's summary, beside its images' outputs in the output folder (check_targets keeps an
 # image's outputs off its name).
 SUMMARY = "summary.csv"
@@ -119,47 +118,32 @@ class Segmenter:
         """tiles: a tqdm bar (or None) that counts the network's tiles."""
         source = RegionSource(image, name, channel=self.channel, pixel_size_um=self.pixel_size_um)
         self.caution(source)
-        return self._labels_at_scale(source, self.thresholds_for(source), tiles)
+        thresholds = self.thresholds_for(source)
+        size = self._plan(source, thresholds, tiles)
+        return np.concatenate([rows for _, rows in self._bands(source, thresholds, tiles, None, size)])
 
-    def _labels_at_scale(self, source, thresholds, tiles):
-        """Whole labels of an in-memory-sized source, labelled at the zoom its nucleus size asks
-        for (scale.py) and mapped back to its pixel grid."""
-        labels = None if self.diameter else label_image(source, self.engine, self.tiling, thresholds, tiles, self.workers)
-        diameter = self.diameter or median_diameter(labels)
-        factor = rescale_factor(diameter, self.sizes, given=bool(self.diameter))
-        if factor == 1.0:
-            return labels if labels is not None else label_image(source, self.engine, self.tiling, thresholds, tiles, self.workers)
-        height, width = source.height, source.width
-        log.info("%s: nuclei %.1f px across, outside the sizes the model was trained on; labelled at %.2fx zoom", source.name, diameter, factor)
-        zoomed = RegionSource(zoom(source.read(0, height, 0, width), factor), source.name)
-        return labels_to_shape(label_image(zoomed, self.engine, self.tiling, thresholds, tiles, self.workers), (height, width))
+    def _plan(self, source, thresholds, tiles, hold=True):
+        """sizing.Plan of an image: the zoom its nuclei need (the given diameter, else estimated)."""
+        return plan(source, self.engine, self.tiling, thresholds, self.sizes, self.diameter, tiles, self.workers, hold)
 
-    def _scaled(self, source):
-        """Whether an image file goes through the size-aware path: a model card with training
-        sizes or a given diameter, and an image small enough to hold whole (ZOOM_MAX_PIXELS)."""
-        return bool(self.diameter or self.sizes) and source.height * source.width <= ZOOM_MAX_PIXELS
+    def _bands(self, source, thresholds, tiles, on_block, size, part=(1, 1)):
+        """Yield (top, label rows) of an image, or of its part (label_bands), labelled at the zoom
+        of its sizing.Plan (`size`), block by block either way, each block's nuclei handed to
+        on_block. Closing it early stops the labelling workers at once."""
+        if size.held is not None and part == (1, 1):
+            yield from size.held.replay(on_block)
+        elif size.factor != 1.0:
+            yield from label_zoomed_bands(source, size.factor, self.engine, self.tiling, thresholds, tiles, on_block, self.workers, part)
+        else:
+            yield from label_bands(source, self.engine, self.tiling, thresholds, tiles, on_block, self.workers, part)
 
-    def _bands(self, source, thresholds, tiles, on_block, part=(1, 1)):
-        """Yield (top, label rows) of an image, or of its part (label_bands), each block's nuclei
-        handed to on_block; an image labelled at its nuclei's zoom is held whole, one block.
-        Closing it early stops the labelling workers at once."""
-        if self._scaled(source):
-            whole = self._labels_at_scale(source, thresholds, tiles)
-            if whole.any():
-                on_block(whole, (0, 0))
-            yield 0, whole
-            return
-        if self.diameter:
-            size = f"{source.height}x{source.width} px"
-            log.warning("%s: %s, above what the size-aware path holds; labelled at its own scale (diameter ignored)", source.name, size)
-        yield from label_bands(source, self.engine, self.tiling, thresholds, tiles, on_block, self.workers, part)
+    def _grid(self, size):
+        """The Tiling of the blocks an image is labelled in at its Plan's zoom, in its own pixels."""
+        return self.tiling if size.factor == 1.0 else grid_tiling(self.tiling, size.factor)
 
-    def _part_rows(self, source, part):
-        """blocks.PartRows of part (k, n) of an image; one held whole to zoom is all in part 1."""
-        if not self._scaled(source):
-            return part_rows(source.height, source.width, self.engine, self.tiling, part)
-        total = -(-source.height // self.tiling.block)
-        return PartRows((0, total) if part[0] == 1 else (total, total), 0, 0, source.height)
+    def _part_rows(self, source, part, size):
+        """blocks.PartRows of part (k, n) of an image labelled at its Plan's (`size`) zoom."""
+        return part_rows(source.height, source.width, self.engine, self._grid(size), part)
 
     def open(self, image_path):
         """reader.open_image with this segmenter's channel and pixel size: a RegionSource."""
@@ -184,6 +168,7 @@ class Segmenter:
             channel_names = channel_names or list(source.channel_names)
             thresholds = self.thresholds_for(source)
             note = self.caution(source)
+            size = self._plan(source, thresholds, tiles)
             out_dir.mkdir(parents=True, exist_ok=True)
             with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{stem}.") as tmp:
                 paths = {name: Path(tmp) / f"{stem}{SUFFIXES[name]}" for name in outputs}
@@ -192,7 +177,7 @@ class Segmenter:
                 nuclei = NucleusOutputs(paths, planes, channel_names, pixel_size_um)
                 overlay = Overlay((source.height, source.width)) if "overlay" in paths else None
                 try:
-                    with contextlib.closing(self._bands(source, thresholds, tiles, nuclei.on_block)) as bands:
+                    with contextlib.closing(self._bands(source, thresholds, tiles, nuclei.on_block, size)) as bands:
                         shown = overlay.tap(bands) if overlay else bands
                         write_label_ome_tiff(labels, shown, (source.height, source.width), pixel_size_um)
                 finally:
@@ -204,7 +189,7 @@ class Segmenter:
                 replace_into(paths.values(), out_dir)
         finally:
             source.close()
-        return {"image": image_path.name, **nuclei.summary(), **self._about(source, pixel_size_um, pixel_source, note, thresholds)}
+        return {"image": image_path.name, **nuclei.summary(), **self._about(source, pixel_size_um, pixel_source, note, thresholds, size)}
 
     @staticmethod
     def _pixel_size(source, given=None):
@@ -214,14 +199,16 @@ class Segmenter:
             return given, "given"
         return source.pixel_size_um, source.pixel_size_source
 
-    def _about(self, source, pixel_size_um, pixel_source, note, thresholds):
-        """The summary row's fields after the nucleus counts: how the image was labelled."""
+    def _about(self, source, pixel_size_um, pixel_source, note, thresholds, size):
+        """The summary row's fields after the nucleus counts: how the image was labelled (`note`:
+        the card's caution for its modality; size: its sizing.Plan, with a caution of its own)."""
         about = {
             "pixel_size_um": pixel_size_um or None,
             "pixel_size_source": pixel_source if pixel_size_um else "none",
             "modality": source.appearance.modality,
             "model": self.model,
-            "caution": note,
+            **size.about(),
+            "caution": "; ".join(filter(None, (note, size.note))),
         }
         return {**about, **dataclasses.asdict(thresholds)}
 
@@ -229,18 +216,19 @@ class Segmenter:
         """Label part (k, n) of a huge image file, its band of block rows (blocks.label_bands), into
         part_dir (a folder written whole or not at all): the part's label rows, its nuclei's
         `outputs` and what shards.merge_parts needs to join the parts as one job labels the image.
-        Writes nothing for a part that gets no block rows (blocks.split_block_rows; an image
-        labelled at its nuclei's zoom, held whole, is all part 1's)."""
+        Writes nothing for a part that gets no block rows (blocks.split_block_rows). Every part
+        sizes the image itself (sizing.plan: the same zoom, recorded, and checked by the join)."""
         image_path = Path(image_path)
         check_targets([(part_dir, "the part's folder, replaced whole")], [image_path], "Choose a part_dir that holds no input")
         source = self.open(image_path)
         try:
-            rows = self._part_rows(source, part)
+            thresholds = self.thresholds_for(source)
+            size = self._plan(source, thresholds, tiles, hold=False)
+            rows = self._part_rows(source, part, size)
             if rows.blocks[0] == rows.blocks[1]:
                 log.info("%s: no block rows for part %d of %d", image_path.name, *part)
                 return
             pixel_size_um, pixel_source = self._pixel_size(source, pixel_size_um)
-            thresholds = self.thresholds_for(source)
             note = self.caution(source)
             with staging_dir(part_dir) as tmp:
                 paths = {name: tmp / f"{PART}{SUFFIXES[name]}" for name in outputs if name not in ("ome_zarr", "overlay")}  # made by the join
@@ -252,7 +240,7 @@ class Segmenter:
                     nuclei.on_block(labels, origin)
 
                 try:
-                    with contextlib.closing(self._bands(source, thresholds, tiles, on_block, part)) as bands:
+                    with contextlib.closing(self._bands(source, thresholds, tiles, on_block, size, part)) as bands:
                         write_label_ome_tiff(tmp / f"{PART}.tif", bands, (rows.bottom - rows.top, source.width), pyramid=False)
                 finally:
                     nuclei.close()
@@ -261,7 +249,8 @@ class Segmenter:
                     "open": {"channel": self.channel, "pixel_size_um": self.pixel_size_um},  # open_image's arguments
                     "shape": [source.height, source.width],
                     "part": list(part),
-                    "block": self.tiling.block,
+                    "block": self._grid(size).block,
+                    "zoom": size.factor,
                     "block_rows": list(rows.blocks),
                     "rows": [rows.top, rows.bottom],
                     "outputs": list(outputs),
@@ -269,7 +258,7 @@ class Segmenter:
                     "channel_names": nuclei.channel_names,
                     "blocks": blocks,
                     "areas": nuclei.areas,
-                    "about": self._about(source, pixel_size_um, pixel_source, note, thresholds),
+                    "about": self._about(source, pixel_size_um, pixel_source, note, thresholds, size),
                 }
                 (tmp / f"{PART}.json").write_text(json.dumps(record))
             log.info("%s: part %d of %d (block rows %d-%d): %s", image_path.name, *part, *rows.blocks, counted(len(nuclei.areas), "nucleus", "nuclei"))

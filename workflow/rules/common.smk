@@ -10,6 +10,7 @@ import yaml
 
 from nucleoflow.deps import module_files
 from nucleoflow.errors import InputError
+from nucleoflow import options
 from nucleoflow.io import ERRORS_DIR, check_outside_results
 from nucleoflow.reader import file_fingerprint, image_entries
 from nucleoflow.shipped import model_path
@@ -109,11 +110,8 @@ def fixed_thresholds(wildcards):
 
 
 def segment_mem_mb(wildcards, threads):
-    """Memory of a segment job: the network's window (predict.memory_mb) and about 1.7 GB of
-    image rows, probabilities and labels (benchmarks/large_image.py: 3774 MiB peak on a 10000 px
-    image with the 2048 MB default), plus a labelling worker process (about 400 MB) per thread.
-    """
-    return config["predict"]["memory_mb"] + 2000 + 400 * threads
+    """Memory of a segment job: nucleoflow.options.segment_mem_mb (its docstring says why)."""
+    return options.segment_mem_mb(config["predict"]["memory_mb"], threads)
 
 
 def tiling_config(wildcards):
