@@ -645,7 +645,7 @@ def _open_tiff(tif, name, channel, pixel_size_um, stored_bytes, lazy_path=None):
     else:
         import zarr
 
-        array = zarr.open(s.aszarr(), mode="r")
+        array = zarr.open(s.aszarr(level=0), mode="r")  # a pyramid's full resolution (its SubIFDs: the levels below)
     if "P" in axes and isinstance(channel, str) and channel.lower() == "rgb":
         rgb = True
     keep = tif if lazy_path is not None else None
