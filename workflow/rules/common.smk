@@ -73,9 +73,11 @@ def segment_input_problem():
 
 def segment_input(wildcards):
     """The user's images themselves, file by file (and OME-Zarr folders): a changed, added or
-    removed image reruns segment; asked for only when the segment target is built."""
+    removed image reruns segment; asked for only when the segment target is built. A path with
+    braces is left out: Snakemake reads {name} in an input as a wildcard (WildcardError); its
+    fingerprint (segment_fingerprint, a param) still reruns segment when it changes."""
     images, _ = image_entries(segment_folder_checked())
-    return [str(p) for p in images]
+    return [str(p) for p in images if not re.search(r"[{}]", str(p))]
 
 
 def segment_fingerprint(wildcards):
