@@ -17,7 +17,7 @@ from .blocks import RegionSource, label_bands, open_image, part_rows
 from .engine import check_tile, load_engine
 from .errors import InputError, UnreadableImage, counted
 from .formats import write_label_ome_tiff, write_ome_zarr
-from .io import atomic_path, check_no_clobber, replace_into, staging_dir
+from .io import atomic_path, check_no_clobber, check_writable, output_errors, replace_into, staging_dir
 from .options import SPLIT_ABOVE_MP, ThresholdSet, check_ranges, split_options
 from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES, NucleusOutputs, channel_planes
 from .overlay import INDEX, Overlay, write_index
@@ -357,7 +357,7 @@ def segment_images(segmenter, images, out_dir, outputs=DEFAULT_OUTPUTS, pixel_si
     with segmenter.gathered_cautions(), progress(images, desc="images", unit="image", log=log) as bar:
         for path in bar:
             try:
-                with progress(desc=path.name, unit="tile", log=log, leave=False, position=1, delay=LOG_INTERVAL_S) as tiles:
+                with output_errors(out_dir), progress(desc=path.name, unit="tile", log=log, leave=False, position=1, delay=LOG_INTERVAL_S) as tiles:
                     rows.append(segmenter.to_files(path, out_dir, outputs, pixel_size_um, tiles=tiles))
             except UnreadableImage as exc:
                 if strict:
@@ -425,6 +425,7 @@ def segment_folder(
     check_targets(targets, [input_dir, *images], "Write the outputs elsewhere: choose an out_dir that neither is nor holds the input folder")
     whole = [path for path in images if path not in split][k - 1 :: n]
     check_images(whole + split, channel, pixel_size_um)
+    check_writable(out_dir, "out_dir")
     with Segmenter(model_path, threads, channel=channel, pixel_size_um=pixel_size_um, workers=workers, **options) as segmenter, staging_dir(out_dir) as tmp:
         segment_images(segmenter, whole, tmp, outputs, skipped=skipped if k == 1 else ())  # skipped entries: one shard says
         for path in split:

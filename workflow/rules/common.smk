@@ -11,7 +11,7 @@ import yaml
 from nucleoflow.deps import module_files
 from nucleoflow.errors import InputError
 from nucleoflow import options
-from nucleoflow.io import ERRORS_DIR, check_outside_results
+from nucleoflow.io import ERRORS_DIR, MIN_FREE_MB, check_outside_results
 from nucleoflow.reader import file_fingerprint, image_entries
 from nucleoflow.shipped import model_path
 
@@ -20,9 +20,6 @@ from nucleoflow.shipped import model_path
 os.environ.setdefault(
     "NUCLEOFLOW_SRC", str(Path(nucleoflow.__file__).resolve().parents[2])
 )
-# Below this much free disk space nothing starts: Snakemake's own metadata writes would fail
-# with a bare OSError, and every rule writes outputs.
-MIN_FREE_MB = 100
 
 
 def lib(*modules):
