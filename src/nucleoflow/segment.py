@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .blocks import RegionSource, label_bands, open_image, part_rows
+from .blocks import label_bands, open_image, part_rows
 from .engine import check_tile, load_engine
 from .errors import InputError, UnreadableImage, counted
 from .formats import write_label_ome_tiff, write_ome_zarr
@@ -23,7 +23,7 @@ from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES, NucleusOutputs, channel
 from .overlay import INDEX, Overlay, write_index
 from .pool import Workers
 from .progress import LOG_INTERVAL_S, progress
-from .reader import IMAGE_SUFFIXES, image_entries, image_size
+from .reader import IMAGE_SUFFIXES, array_source, image_entries, image_size
 from .shards import PART, PARTS, merge_parts, read_parts
 from .sizing import plan
 from .zoomed import grid_tiling, label_zoomed_bands
@@ -115,8 +115,9 @@ class Segmenter:
         return self.thresholds.for_modality(source.appearance.modality)
 
     def __call__(self, image, name="image", tiles=None):
-        """tiles: a tqdm bar (or None) that counts the network's tiles."""
-        source = RegionSource(image, name, channel=self.channel, pixel_size_um=self.pixel_size_um)
+        """image: (H, W) or (H, W, C), a numpy array (a masked array's masked pixels are not sample:
+        read as background) or nested lists; tiles: a tqdm bar (or None) counting the network's tiles."""
+        source = array_source(image, name, channel=self.channel, pixel_size_um=self.pixel_size_um)
         self.caution(source)
         thresholds = self.thresholds_for(source)
         size = self._plan(source, thresholds, tiles)
