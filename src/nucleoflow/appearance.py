@@ -61,6 +61,16 @@ FILL_EDGE = 0.02
 SPECK_SHARE = 0.01
 SATURATED_BITS = (8, 10, 12, 14, 16)
 
+# A fluorescence RGB image whose colours light up different structures is a composite of stains
+# (DAPI's blue and a cytoplasm or membrane stain): the network sees the three at once and
+# outlines what they show together, whole cells (median area 373 px where the nuclei are 74).
+# A colour lights up its pixels above its own Otsu threshold; one whose lit pixels are under
+# COMPOSITE_SHARE of those of all colours with signal (a 1st-99.8th percentile range of at least
+# SIGNAL of the image's) shows a part of what the others do. An image of one colour, gray or
+# equal colours (purple: red and blue alike) lights one set of pixels in every colour.
+COMPOSITE_SHARE = 0.5
+SIGNAL = 0.1
+
 
 @dataclass(frozen=True)
 class Appearance:
@@ -180,3 +190,25 @@ def fill_mask(image, look):
             colour = colour[:1]
         mask |= (image == np.asarray(colour)).all(axis=-1)
     return mask
+
+
+def distinct_colours(sample, look):
+    """(c, share) of a fluorescence RGB image's (h, w, 3) pixel sample whose colour c lights up
+    only `share` (under COMPOSITE_SHARE) of the pixels that all its colours with signal light up
+    (a composite of stains), else None."""
+    if look.modality != "fluorescence" or sample.ndim != 3 or sample.shape[-1] != 3:
+        return None
+    from skimage.filters import threshold_otsu
+
+    pixels = sample.reshape(-1, 3).astype(np.float64)
+    lit = {}
+    for c in range(3):
+        lo, hi = np.percentile(pixels[:, c], PERCENTILES)
+        if hi - lo >= SIGNAL * look.scale:
+            lit[c] = pixels[:, c] > threshold_otsu(pixels[:, c])
+    if len(lit) < 2:
+        return None
+    union = np.logical_or.reduce(list(lit.values())).sum()
+    fewest = min(lit, key=lambda c: lit[c].sum())
+    share = float(lit[fewest].sum() / max(union, 1))
+    return (fewest, share) if share < COMPOSITE_SHARE else None

@@ -13,9 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from .appearance import distinct_colours
 from .blocks import label_bands, open_image, part_rows
 from .engine import check_tile, load_engine
-from .errors import InputError, UnreadableImage, counted
+from .errors import InputError, UnreadableImage, counted, setting_value
 from .formats import write_label_ome_tiff, write_ome_zarr
 from .io import atomic_path, check_no_clobber, check_writable, output_errors, replace_into, staging_dir
 from .options import SPLIT_ABOVE_MP, ThresholdSet, check_ranges, split_options
@@ -86,10 +87,10 @@ class Segmenter:
         self.workers.close()
 
     def caution(self, source):
-        """The card's warning for this image's modality (logged, or gathered: gathered_cautions),
-        or "" when it has none."""
+        """The card's warning for this image's modality and what the image itself warns of (a
+        fluorescence composite: composite_note), logged or gathered (gathered_cautions), or ""."""
         modality = source.appearance.modality
-        note = self.cautions.get(modality, "")
+        note = "; ".join(filter(None, (self.cautions.get(modality, ""), composite_note(source))))
         if note and self._cautioned is not None:
             self._cautioned.setdefault((modality, note), []).append(Path(source.name).name)
         elif note:
@@ -265,6 +266,24 @@ class Segmenter:
             log.info("%s: part %d of %d (block rows %d-%d): %s", image_path.name, *part, *rows.blocks, counted(len(nuclei.areas), "nucleus", "nuclei"))
         finally:
             source.close()
+
+
+def composite_note(source):
+    """A caution for an RGB fluorescence image whose colours light up different structures
+    (appearance.distinct_colours: DAPI's blue and a cytoplasm stain, labelled as whole cells),
+    naming the colour that may be the nuclear stain and the setting that picks it; else ""."""
+    found = distinct_colours(source.sample, source.appearance) if len(source.nuclear) == 3 else None
+    if found is None:
+        return ""
+    c, share = found
+    colour = ("red", "green", "blue")[c]
+    name = source.channel_names[c]
+    label = f"channel {c} ({colour})" if name == str(c) else f"channel {c} ({name}, {colour})"
+    return (
+        f"an RGB fluorescence composite: its colours light up different structures ({label} lights {share:.0%} of what they all do), "
+        f"and the network, seeing all three, may outline whole cells; if {label} holds the nuclear stain (DAPI, Hoechst), "
+        f"set {setting_value('segment.channel', c)}"
+    )
 
 
 def list_images(folder, setting, skipped=None):
