@@ -4,11 +4,12 @@ knows and the zoom to them; zoomed.py: labelling at a zoom, block by block).
 The estimate is a first pass at the image's own scale, the whole image up to
 ESTIMATE_WHOLE_PIXELS (its labels kept: they are final when no zoom is needed), a larger one's
 densest window: the median diameter of the nuclei it finds. The network misses most nuclei
-smaller than it was trained on, and the few it finds at 4-5 px are clumps of ordinary size (129
-of 11,751 such nuclei found, no zoom). So where the image's blobs are smaller than the model
-knows (dominant_diameter: a model-free measure), the densest PROBE_SIDE window is also labelled
-at PROBE_ZOOM, which brings nuclei of 1.8-17 px into the trained sizes; when that finds more
-nuclei than the image's own scale there, its nuclei's median (in image pixels) is the estimate.
+smaller than it was trained on: of nuclei 4-5 px across it finds none, or the few largest, or
+clumps of ordinary size (129 of 11,751 found, no zoom), so the median says little or nothing.
+Where the image's blobs are smaller than the model knows (dominant_diameter: a model-free
+measure), the densest PROBE_SIDE window is also labelled at PROBE_ZOOM, which brings nuclei of
+1.8-17 px into the trained sizes; when that finds more nuclei than the image's own scale there,
+its nuclei's median (in image pixels) is the estimate.
 """
 
 import dataclasses
@@ -172,13 +173,12 @@ def plan(source, engine, tiling, thresholds, sizes, diameter=0, tiles=None, work
         return Plan()
     held, areas = _first_pass(source, engine, tiling, thresholds, tiles, workers, hold)
     estimate, how = _median_diameter(areas), "estimated"
-    if rescale_factor(estimate, sizes) == 1.0:
-        window = densest_window(source, PROBE_SIDE)
-        blobs = dominant_diameter(apply_range(window.read(0, window.height, 0, window.width), source.appearance).mean(axis=0))
-        if blobs is not None and blobs < SMALL_BLOBS * sizes[KNOWN[0]] / MARGIN:
-            probed = _probe(window, engine, tiling, thresholds, workers)
-            if probed is not None:
-                estimate, how = probed, "probe"
+    window = densest_window(source, PROBE_SIDE)
+    blobs = dominant_diameter(apply_range(window.read(0, window.height, 0, window.width), source.appearance).mean(axis=0))
+    if blobs is not None and blobs < SMALL_BLOBS * sizes[KNOWN[0]] / MARGIN:
+        probed = _probe(window, engine, tiling, thresholds, workers)
+        if probed is not None:
+            estimate, how = probed, "probe"
     if estimate is None:
         return Plan(held=held)
     sized = _zoom_plan(source.name, estimate, sizes, how)
