@@ -13,9 +13,9 @@ import subprocess
 import sys
 
 import pytest
+from lying import FLUORESCENCE, crop
 from PIL import Image
 from test_no_clobber import contents
-from test_scale import small_nuclei
 
 from nucleoflow.errors import OutputError
 from nucleoflow.segment import segment_folder
@@ -45,9 +45,8 @@ def cli(args, cwd, tmpfs=None):
 
 @pytest.fixture
 def images(tmp_path):
-    image, _ = small_nuclei()
     (tmp_path / "imgs").mkdir()
-    Image.fromarray(image).save(tmp_path / "imgs" / "a.png")
+    Image.fromarray(crop(FLUORESCENCE)).save(tmp_path / "imgs" / "a.png")
     return tmp_path / "imgs"
 
 
