@@ -13,6 +13,7 @@ from lying import HE, crop, matched, nuclei, segment, segmenter
 from PIL import Image
 
 from nucleoflow.errors import InputError
+from nucleoflow.formats import write_label_ome_tiff
 from nucleoflow.reader import open_bytes, open_image
 from nucleoflow.segment import segment_folder
 from nucleoflow.shipped import model_path
@@ -117,3 +118,30 @@ def test_cmyk_tiff_is_never_taken_for_rgb(tmp_path):
     with pytest.raises(InputError, match="is a CMYK image"):
         segment_folder(folder, out, model_path("dsb2018_unet"), channel="rgb")
     assert not out.exists()
+
+
+def test_a_pyramidal_tiff_is_read_at_full_resolution(tmp_path, seg):
+    """A tiled TIFF with its sub-resolutions in SubIFDs (a slide scanner's, or nucleoflow's own
+    labels over 1024 px) was refused as "corrupt or truncated: replace it" (its series opened as a
+    zarr group of levels); its full resolution is read, and segments as the flat file does."""
+    tissue = np.concatenate([np.concatenate([crop(HE), crop(HE)[:, ::-1]], axis=1)] * 2)  # 352 px
+    tiff = tmp_path / "pyramid.tif"
+    with tifffile.TiffWriter(tiff, ome=True) as writer:
+        options = dict(tile=(128, 128), compression="zlib", photometric="rgb")
+        writer.write(tissue, subifds=2, **options)
+        writer.write(tissue[::2, ::2], subfiletype=1, **options)
+        writer.write(tissue[::4, ::4], subfiletype=1, **options)
+    with open_image(tiff) as source:
+        np.testing.assert_array_equal(source.read_all(), tissue)
+    Image.fromarray(tissue).save(tmp_path / "flat.png")
+    _, labels, _ = segment(seg, tiff, tmp_path / "out", ["labels"])
+    _, want, _ = segment(seg, tmp_path / "flat.png", tmp_path / "flat", ["labels"])
+    assert nuclei(want) > 60
+    np.testing.assert_array_equal(labels, want)
+    # nucleoflow's own labels over 1024 px have sub-resolutions: they open as an image too.
+    big = np.kron(labels, np.ones((3, 3), labels.dtype))  # 1056 px
+    write_label_ome_tiff(tmp_path / "labels.tif", [(0, big)], big.shape)
+    with tifffile.TiffFile(tmp_path / "labels.tif") as tif:
+        assert len(tif.series[0].levels) > 1
+    with open_image(tmp_path / "labels.tif") as source:
+        np.testing.assert_array_equal(source.read_channels(0, 1056, 0, 1056)[..., 0], big)

@@ -442,7 +442,7 @@ def test_full_disk_is_checked_before_the_workflow_starts(monkeypatch):
 
     namespace = {}
     common = (Path(__file__).resolve().parents[1] / "workflow" / "rules" / "common.smk").read_text()
-    exec(compile(common.split("\ndef lib(")[0], "common.smk", "exec"), namespace)  # the imports and MIN_FREE_MB
+    exec(compile(common.split("\ndef library(")[0], "common.smk", "exec"), namespace)  # the imports and MIN_FREE_MB
     exec(compile("def disk_space_problem" + common.split("\ndef disk_space_problem")[1].split("\ndef print_job_errors")[0], "common.smk", "exec"), namespace)
     monkeypatch.setattr(shutil, "disk_usage", lambda folder: shutil._ntuple_diskusage(10 << 30, 10 << 30, 5 << 20))
     message = namespace["disk_space_problem"](".")

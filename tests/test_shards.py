@@ -12,6 +12,7 @@ import pytest
 import tifffile
 import zarr
 from test_blocks import SHIPPED, crowded_mosaic
+from test_scale import small_nuclei
 from tqdm import tqdm
 
 from nucleoflow.blocks import part_rows
@@ -177,14 +178,31 @@ def test_segment_folder_splits_huge_images_over_its_jobs(streaming_model, mosaic
     assert not (tmp_path / "incomplete").exists()
 
 
-def test_an_image_held_whole_to_zoom_is_all_the_first_parts(mosaic, tmp_path):
-    """The shipped model's card has training sizes: an image up to 4096 x 4096 px is labelled
-    whole at its nuclei's zoom, so split_above_mp below that gives it all to part 1 (the other
-    parts write nothing), and the join is one job's outputs."""
+def test_an_image_sized_by_the_model_is_split_like_any_other(mosaic, tmp_path):
+    """The shipped model's card has training sizes, so every part sizes the image (here: its own
+    scale); the image was held whole, all of it part 1's, and now splits into parts whose join
+    is one job's outputs."""
     segmenter = Segmenter(SHIPPED, **TILING)
     single = segmenter.to_files(mosaic, tmp_path / "one_job", ["labels", "measurements"])
     row, parts = label_in_parts(segmenter, mosaic, tmp_path / "parts", 3, ["labels", "measurements"])
-    assert [p["part"] for p in parts] == [[1, 3]]
+    assert [p["part"] for p in parts] == [[1, 3], [2, 3], [3, 3]] and {p["zoom"] for p in parts} == {1.0}
+    mine, theirs = tmp_path / "parts" / "joined", tmp_path / "one_job"
+    assert np.array_equal(tifffile.imread(mine / "mosaic.tif"), tifffile.imread(theirs / "mosaic.tif"))
+    assert (mine / "mosaic.csv").read_bytes() == (theirs / "mosaic.csv").read_bytes() and row == single
+
+
+def test_a_zoomed_image_splits_into_parts_that_join_into_one_jobs_outputs(tmp_path):
+    """Nuclei 4-5 px across (test_scale.small_nuclei, mirrored to 256 px): every part zooms the
+    image 4x as one job does and labels its own block rows (64 image pixels each) at that zoom;
+    their join is one job's labels and measurements, exactly."""
+    image, _ = small_nuclei()
+    path = tmp_path / "mosaic.tif"
+    tifffile.imwrite(path, np.block([[image, image[:, ::-1]], [image[::-1], image]]))
+    segmenter = Segmenter(SHIPPED, **TILING)
+    single = segmenter.to_files(path, tmp_path / "one_job", ["labels", "measurements"])
+    assert single["zoom"] > 3 and single["nuclei"] > 300
+    row, parts = label_in_parts(segmenter, path, tmp_path / "parts", 3, ["labels", "measurements"])
+    assert len(parts) > 1 and {(p["zoom"], p["block"]) for p in parts} == {(single["zoom"], 64)} and parts[-1]["block_rows"][1] == 4
     mine, theirs = tmp_path / "parts" / "joined", tmp_path / "one_job"
     assert np.array_equal(tifffile.imread(mine / "mosaic.tif"), tifffile.imread(theirs / "mosaic.tif"))
     assert (mine / "mosaic.csv").read_bytes() == (theirs / "mosaic.csv").read_bytes() and row == single

@@ -295,6 +295,8 @@ CODE_OF = {
     "clobber": {"robustness"},
     "lock": {"robustness"},
     "journal": {"robustness"},
+    "sizing": {"robustness"},
+    "zoomed": {"robustness"},
     # Run by no rule's script: the command line, the napari plugin, the classical baseline
     # (benchmarks), and deps (the Snakefile's own, when it reads the rules).
     "cli": set(),

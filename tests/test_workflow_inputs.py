@@ -182,3 +182,22 @@ def test_an_image_named_summary_is_refused_before_any_work(work, tmp_path, crops
     ), result.stdout[-3000:]
     assert details == "(details: results/logs/segment/1-of-1.log)"
     assert not (work / "results" / "segment").exists() and not (work / "results" / "segment_shards" / "1-of-1").exists()
+
+
+def test_braces_in_an_image_name_are_a_name(work, tmp_path, crops_zip):
+    """Issue 23: an image named sp{ace}.png stopped the segment target with WildcardError
+    ('ace': Snakemake read the name as a wildcard). It is segmented like any other, and replacing
+    it reruns segment (its fingerprint, a param, tracks it)."""
+    folder = tmp_path / "my_images"
+    folder.mkdir()
+    first, second, third = real_crops(crops_zip, 3)
+    (folder / "sp{ace}.png").write_bytes(first)
+    (folder / "b.png").write_bytes(second)
+    config = segment_config(work, folder)
+    result = snakemake(work, "segment", "--configfile", config, check=False)
+    assert result.returncode == 0 and "WildcardError" not in result.stdout, result.stdout[-3000:]
+    before = nuclei(work, "sp{ace}")
+    assert sorted(p.name for p in (work / "results" / "segment").glob("*.tif")) == ["b.tif", "sp{ace}.tif"]
+    (folder / "sp{ace}.png").write_bytes(third)
+    assert "Nothing to be done" not in snakemake(work, "segment", "--configfile", config).stdout
+    assert nuclei(work, "sp{ace}") != before

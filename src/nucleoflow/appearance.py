@@ -61,11 +61,21 @@ FILL_EDGE = 0.02
 SPECK_SHARE = 0.01
 SATURATED_BITS = (8, 10, 12, 14, 16)
 
+# A fluorescence RGB image whose colours light up different structures is a composite of stains
+# (DAPI's blue and a cytoplasm or membrane stain): the network sees the three at once and
+# outlines what they show together, whole cells (median area 373 px where the nuclei are 74).
+# A colour lights up its pixels above its own Otsu threshold; one whose lit pixels are under
+# COMPOSITE_SHARE of those of all colours with signal (a 1st-99.8th percentile range of at least
+# SIGNAL of the image's) shows a part of what the others do. An image of one colour, gray or
+# equal colours (purple: red and blue alike) lights one set of pixels in every colour.
+COMPOSITE_SHARE = 0.5
+SIGNAL = 0.1
+
 
 @dataclass(frozen=True)
 class Appearance:
     offset: float  # the low percentile
-    scale: float  # high - low percentile (at least 1e-6)
+    scale: float  # high - low percentile (1e-6 for a flat image)
     bright_background: bool
     modality: str
     fills: tuple = ()  # exact colours (one value per sample channel) left out as not sample
@@ -76,6 +86,14 @@ class Appearance:
         return self.offset + (self.scale if self.bright_background else 0.0)
 
 
+def wide(dtype):
+    """Whether float32 cannot hold an image's values exactly (float64, 32- and 64-bit integers):
+    their statistics and their scaling to the network's range are computed in float64 (in float32,
+    values near 1e12 differing by hundreds were all one value, and beyond 3.4e38 infinite: no nuclei)."""
+    dtype = np.dtype(dtype)
+    return dtype.itemsize > (4 if dtype.kind == "f" else 2)
+
+
 def pixel_sample(image):
     """About 512x512 evenly strided pixels of an (H, W, C) array (or lazy array): an image read
     region by region (blocks.py) gets the statistics it would get whole."""
@@ -84,9 +102,9 @@ def pixel_sample(image):
 
 
 def _statistics(x):
-    """The Appearance of (N, 3) float32 pixels."""
+    """The Appearance of (N, 3) float pixels."""
     lo, hi = np.percentile(x, PERCENTILES)
-    scale = max(float(hi - lo), 1e-6)
+    scale = float(hi - lo) if hi > lo else 1e-6  # a range however small (float data in 1e-40s), else flat
     mean = x.mean(axis=-1)
     spread = x.max(axis=-1) - x.min(axis=-1)
     median = np.median(mean)
@@ -103,7 +121,7 @@ def _statistics(x):
 
 
 def _rgb(pixels):
-    x = pixels.astype(np.float32)
+    x = pixels.astype(np.float64 if wide(pixels.dtype) else np.float32)
     return np.repeat(x, 3, axis=-1) if x.shape[-1] == 1 else x
 
 
@@ -118,7 +136,7 @@ def sample_mask(sample, alpha=None):
     colours left out (module docstring; constants above), each a tuple of C values."""
     pixels = sample.reshape(-1, sample.shape[-1])
     keep = np.ones(len(pixels), bool) if alpha is None else np.asarray(alpha).reshape(-1) > 0
-    level = pixels.astype(np.float32).mean(axis=-1)
+    level = pixels.astype(np.float64 if wide(pixels.dtype) else np.float32).mean(axis=-1)
     fills = []
     for _ in range(4):  # e.g. a black margin and a saturated label: one colour at a time
         total = int(keep.sum())
@@ -172,3 +190,25 @@ def fill_mask(image, look):
             colour = colour[:1]
         mask |= (image == np.asarray(colour)).all(axis=-1)
     return mask
+
+
+def distinct_colours(sample, look):
+    """(c, share) of a fluorescence RGB image's (h, w, 3) pixel sample whose colour c lights up
+    only `share` (under COMPOSITE_SHARE) of the pixels that all its colours with signal light up
+    (a composite of stains), else None."""
+    if look.modality != "fluorescence" or sample.ndim != 3 or sample.shape[-1] != 3:
+        return None
+    from skimage.filters import threshold_otsu
+
+    pixels = sample.reshape(-1, 3).astype(np.float64)
+    lit = {}
+    for c in range(3):
+        lo, hi = np.percentile(pixels[:, c], PERCENTILES)
+        if hi - lo >= SIGNAL * look.scale:
+            lit[c] = pixels[:, c] > threshold_otsu(pixels[:, c])
+    if len(lit) < 2:
+        return None
+    union = np.logical_or.reduce(list(lit.values())).sum()
+    fewest = min(lit, key=lambda c: lit[c].sum())
+    share = float(lit[fewest].sum() / max(union, 1))
+    return (fewest, share) if share < COMPOSITE_SHARE else None

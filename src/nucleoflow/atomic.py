@@ -17,10 +17,13 @@ import tifffile
 from .errors import OutputError
 
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EPERM, errno.EDQUOT}
+# Below this much free disk space nothing starts: outputs (and Snakemake's own metadata) would
+# fail part-way with a bare OSError.
+MIN_FREE_MB = 100
 
 
 @contextlib.contextmanager
-def _output_errors(path):
+def output_errors(path):
     """Turn a failed write (full disk, read-only or forbidden folder) into a clear message."""
     try:
         yield
@@ -30,8 +33,33 @@ def _output_errors(path):
         raise OutputError(
             path,
             f"cannot be written ({exc.strerror})",
-            "Free disk space, or run the workflow where the results folder is writable",
+            "Free disk space, or write the outputs to a folder that is writable (for the workflow: run it where results/ is)",
         ) from exc
+
+
+def check_writable(folder, setting, min_free_mb=MIN_FREE_MB):
+    """Refuse, before any work (before a model loads), an output folder that cannot be made or
+    written: a file, a path through a file, a read-only or forbidden folder, a disk with under
+    min_free_mb MiB free; `setting` names what chose it. A folder not made yet is checked at its
+    nearest existing parent, where it would be made; nothing is left behind."""
+    folder = Path(folder)
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    remedy = f"Set {setting} to a folder (created if missing) on a disk you can write to"
+    if existing == folder and not folder.is_dir():
+        raise OutputError(folder, "is a file, not a folder", f"Set {setting} to a folder (created if missing)")
+    if not existing.is_dir():
+        raise OutputError(folder, f"cannot be made: {existing} is a file, not a folder", remedy)
+    try:
+        os.remove(_new_file(existing, ".nucleoflow-write-check.", ".part"))
+    except OSError as exc:
+        where = "" if existing == folder else f", nor anything in {existing}, where it would be made"
+        raise OutputError(folder, f"cannot be written ({exc.strerror}){where}", remedy) from exc
+    free = shutil.disk_usage(existing).free
+    if free < min_free_mb * 2**20:
+        problem = f"is on a disk with only {free / 2**20:.1f} MiB free (at least {min_free_mb} MiB are needed)"
+        raise OutputError(folder, problem, f"Free disk space, or set {setting} to a folder on another disk")
 
 
 def _new_file(folder, prefix, suffix):
@@ -50,7 +78,7 @@ def _new_file(folder, prefix, suffix):
 def atomic_path(path):
     """Yield a temporary path beside `path`; rename it into place only on success."""
     path = Path(path)
-    with _output_errors(path):
+    with output_errors(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = _new_file(path.parent, f".{path.name}.", ".part")
         try:
@@ -102,7 +130,7 @@ def staging_dir(path):
     so a reader never sees a half-written or half-deleted folder.
     """
     path = Path(path)
-    with _output_errors(path):
+    with output_errors(path):
         path.parent.mkdir(parents=True, exist_ok=True)
         _remove_stale_staging(path)
         tmp = _new_dir(path.parent, f".{path.name}.{socket.gethostname()}.{os.getpid()}.", ".part")
@@ -143,7 +171,7 @@ def append_line(path, line):
     """Append one line to an existing file in one write: a process killed meanwhile leaves the
     lines before it whole, and at most this one torn (readers skip it)."""
     data = (line + "\n").encode()
-    with _output_errors(path):
+    with output_errors(path):
         fd = os.open(path, os.O_WRONLY | os.O_APPEND)
         try:
             while data:

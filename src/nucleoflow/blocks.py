@@ -29,11 +29,15 @@ log = logging.getLogger(__name__)
 
 
 def _label_block(probs, block, thresholds, shape):
-    """Labels of a block's probabilities and its own objects, those whose bbox centre lies in its
-    core: (labels, [(index, bbox, cut)]); cut: touching an edge of the block's extent inside the
+    """Labels of a block's probabilities and its own objects (owned)."""
+    return owned(instances(probs, thresholds), block, shape)
+
+
+def owned(labels, block, shape):
+    """A block's labels and its own objects, those whose bbox centre lies in its core:
+    (labels, [(index, bbox, cut)]); cut: touching an edge of the block's extent inside the
     image (`shape`), so cut by it. block: (core, extent), each (y0, y1, x0, x1)."""
     (cy0, cy1, cx0, cx1), (ey0, ey1, ex0, ex1) = block
-    labels = instances(probs, thresholds)
     top, left, bottom, right = ey0 > 0, ex0 > 0, ey1 < shape[0], ex1 < shape[1]
     owned = []
     for index, box in enumerate(ndi.find_objects(labels), 1):

@@ -243,6 +243,7 @@ def _inputs(paths, list_images, skipped=None):
 
 def _segment(args):
     try:  # here, not at the top: --help works without the network's dependencies
+        from .atomic import check_writable
         from .lock import folder_lock
         from .segment import Segmenter, check_images, check_targets, list_images, run_targets, segment_images
     except ModuleNotFoundError as exc:
@@ -250,8 +251,7 @@ def _segment(args):
         raise InputError("nucleoflow segment", f"needs {exc.name}, which is not installed", remedy) from exc
     skipped = []
     images = _inputs(args.inputs, list_images, skipped)
-    if args.output.exists() and not args.output.is_dir():
-        raise InputError(args.output, "is a file, not a folder", "Set -o to a folder (created if missing)")
+    check_writable(args.output, "-o")  # a file, read-only, a full disk: said before the model loads
     # Before the model loads and before anything is written: no output may replace an input
     # (nucleoflow segment imgs -o imgs with imgs/x.tif) or another output (a.png and a.tif).
     remedy = "Write the outputs elsewhere: choose an -o folder that holds no input"

@@ -11,7 +11,7 @@ import threading
 import time
 from pathlib import Path
 
-from .atomic import _output_errors
+from .atomic import output_errors
 from .clobber import _identity
 from .errors import OutputError
 
@@ -34,7 +34,7 @@ def folder_lock(folder, shared=False):
     kill -9, so no lock outlives its run; the last holder removes the file, and a folder it
     created is removed again if it is left empty (a run refused before it wrote anything)."""
     folder = Path(folder)
-    with _output_errors(folder):
+    with output_errors(folder):
         made = [path for path in (folder, *folder.parents) if not os.path.lexists(path)]
         folder.mkdir(parents=True, exist_ok=True)
         key = (threading.get_ident(), *_identity(folder))

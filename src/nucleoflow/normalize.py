@@ -2,17 +2,19 @@
 
 import numpy as np
 
-from .appearance import appearance, fill_mask, pixel_sample
+from .appearance import appearance, fill_mask, pixel_sample, wide
 
 
 def apply_range(image, look):
     """Scale an (H, W, C) image (or a region of it) to its Appearance's range, inverting a bright
     background; pixels of its fills (not sample: appearance.sample_mask) become background, 0."""
     hidden = fill_mask(image, look) if look.fills else None
-    # In place in float32 (within 1 ulp of float64 arithmetic): regions of huge images are large.
-    x = image.astype(np.float32)
-    x -= look.offset
-    x /= look.scale
+    if wide(image.dtype):  # in float64, then float32: float32 cannot hold these values (appearance.wide)
+        x = ((image - look.offset) / look.scale).astype(np.float32)
+    else:  # in place in float32 (within 1 ulp of float64 arithmetic): regions of huge images are large
+        x = image.astype(np.float32)
+        x -= look.offset
+        x /= look.scale
     if look.bright_background:
         np.subtract(1.0, x, out=x)
     np.clip(x, -0.5, 1.5, out=x)

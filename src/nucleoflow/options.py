@@ -158,6 +158,15 @@ class Tiling:
         return cls(**values)
 
 
+def segment_mem_mb(memory_mb, threads):
+    """Memory (MB) a segment job asks the scheduler for (the workflow's segment_shard rule): the
+    network's window (memory_mb) and about 2 GB of image rows, probabilities and labels
+    (benchmarks/large_image.py: 3774 MiB peak on a 10000 px image with the 2048 MB default), plus
+    a labelling worker process (about 400 MB) per thread. benchmarks/zoom_memory.py checks every
+    segment path against it."""
+    return memory_mb + 2000 + 400 * threads
+
+
 # segment.split_above_mp: with n > 1 jobs, images above this many megapixels (an 8000 px square)
 # are labelled in n parts, one per job (segment.segment_folder); smaller ones go whole to one job.
 SPLIT_ABOVE_MP = 64

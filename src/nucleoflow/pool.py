@@ -105,7 +105,7 @@ class Workers:
     def label_blocks(self, label, blocks, ahead, max_pixels):
         """label_here's results, the blocks labelled in the workers (label must be picklable), up
         to `ahead` at a time while this process goes on pulling blocks (predicting); each in a
-        shared buffer sized for max_pixels pixels (at least any block's)."""
+        shared buffer sized for max_pixels pixels (at least any block's probabilities' and labels')."""
         if self.count == 1:
             yield from label_here(label, blocks)
             return
@@ -135,8 +135,8 @@ class Workers:
         if memory is None:
             return key, future.result()
         try:
-            notes = future.result()
-            return key, (np.ndarray(shape[1:], LABELS, memory.buf).copy(), notes)
+            labels_shape, notes = future.result()
+            return key, (np.ndarray(labels_shape, LABELS, memory.buf).copy(), notes)
         finally:
             self._buffers.append(memory)
 
@@ -176,9 +176,10 @@ def _worker_setup():
 
 def _label_shared(label, key, name, shape, dtype):
     """Worker: label(probabilities, key) for the (shape, dtype) array in shared memory `name`;
-    the labels are written over it as uint32 (the buffer is sized for both), the notes returned."""
+    the labels are written over it as uint32 (the buffer is sized for both), their shape and the
+    notes returned (a zoomed block's labels are mapped back to the image's pixels: another shape)."""
     memory = SharedMemory(name)
     labels, notes = label(np.ndarray(shape, dtype, memory.buf), key)
     np.ndarray(labels.shape, LABELS, memory.buf)[:] = labels
     memory.close()
-    return notes
+    return labels.shape, notes

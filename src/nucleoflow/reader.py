@@ -458,6 +458,32 @@ class RegionSource:
         self.close()
 
 
+def array_source(image, name="image", channel=None, pixel_size_um=0):
+    """A RegionSource for an image as Python code holds one: a numpy array (H, W) or (H, W, C),
+    a masked array, whose masked pixels are not sample (read as an alpha of 0: left out of the
+    statistics and read as background; its data there may be anything), or nested lists."""
+    if isinstance(image, np.ma.MaskedArray):
+        data, hidden = np.ma.getdata(image), np.ma.getmaskarray(image)
+        if not hidden.any():
+            return RegionSource(data, name, channel=channel, pixel_size_um=pixel_size_um)
+        axes = guess_axes(data.shape)
+        if axes not in ("YX", "YXC"):
+            raise InputError(name, f"is a masked array of shape {data.shape}", "Pass an (H, W) or (H, W, C) masked array (channels last)")
+        planes = data[..., None] if axes == "YX" else data
+        hidden = hidden if axes == "YX" else hidden.any(axis=-1)  # a pixel with any channel masked
+        stacked = np.concatenate([planes, (~hidden)[..., None].astype(planes.dtype)], axis=-1)
+        rgb = axes == "YXC" and planes.shape[-1] == 3  # as the unmasked array would be read
+        return RegionSource(stacked, name, "YXC", channel, rgb=rgb, alpha=planes.shape[-1], pixel_size_um=pixel_size_um)
+    if not (hasattr(image, "shape") and hasattr(image, "dtype")):
+        try:
+            image = np.asarray(image)
+        except ValueError as exc:  # rows of different lengths
+            raise InputError(name, f"cannot be read as an array of pixels ({exc})", "Pass an (H, W) or (H, W, C) array, or rows of equal length") from exc
+        if image.dtype == object:
+            raise InputError(name, "holds values that are not numbers (or rows of different lengths)", "Pass an (H, W) or (H, W, C) array of numbers")
+    return RegionSource(image, name, channel=channel, pixel_size_um=pixel_size_um)
+
+
 # ---------------------------------------------------------------- TIFF / OME-TIFF
 
 
@@ -650,7 +676,7 @@ def _open_tiff(tif, name, channel, pixel_size_um, stored_bytes, lazy_path=None):
     else:
         import zarr
 
-        array = zarr.open(s.aszarr(), mode="r")
+        array = zarr.open(s.aszarr(level=0), mode="r")  # a pyramid's full resolution (its SubIFDs: the levels below)
     if "P" in axes and isinstance(channel, str) and channel.lower() == "rgb":
         rgb = True
     keep = tif if lazy_path is not None else None

@@ -11,13 +11,15 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path, remove_temporaries, replace_into, staging_dir
-from .blocks import PartRows, label_bands, label_image, part_rows
+from .appearance import distinct_colours
+from .atomic import atomic_path, check_writable, output_errors, remove_temporaries, replace_into, staging_dir
+from .blocks import label_bands, part_rows
 from .clobber import check_no_clobber
 from .engine import check_tile, load_engine
-from .errors import InputError, UnreadableImage, counted
+from .errors import InputError, UnreadableImage, counted, setting_value
 from .formats import write_label_ome_tiff, write_ome_zarr
 from .journal import JOURNAL, Journal
 from .lock import folder_lock
@@ -26,15 +28,13 @@ from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES, NucleusOutputs, channel
 from .overlay import INDEX, Overlay, write_index
 from .pool import Workers
 from .progress import LOG_INTERVAL_S, progress
-from .reader import IMAGE_SUFFIXES, RegionSource, file_fingerprint, image_entries, image_size, open_image
-from .scale import labels_to_shape, median_diameter, rescale_factor, zoom
+from .reader import IMAGE_SUFFIXES, array_source, file_fingerprint, image_entries, image_size, open_image
 from .shards import PART, PARTS, merge_parts, read_parts
 from .shipped import model_path as shipped_model_path
+from .sizing import plan
+from .zoomed import grid_tiling, label_zoomed_bands
 
 log = logging.getLogger(__name__)
-# Images up to this many pixels (a 4096 px square) may be labelled at another zoom, held whole;
-# larger ones stream block by block at their own scale.
-ZOOM_MAX_PIXELS = 4096 * 4096
 # The run's summary, beside its images' outputs in the output folder (check_targets keeps an
 # image's outputs off its name).
 SUMMARY = "summary.csv"
@@ -92,10 +92,10 @@ class Segmenter:
         self.workers.close()
 
     def caution(self, source):
-        """The card's warning for this image's modality (logged, or gathered: gathered_cautions),
-        or "" when it has none."""
+        """The card's warning for this image's modality and what the image itself warns of (a
+        fluorescence composite: composite_note), logged or gathered (gathered_cautions), or ""."""
         modality = source.appearance.modality
-        note = self.cautions.get(modality, "")
+        note = "; ".join(filter(None, (self.cautions.get(modality, ""), composite_note(source))))
         if note and self._cautioned is not None:
             self._cautioned.setdefault((modality, note), []).append(Path(source.name).name)
         elif note:
@@ -137,50 +137,36 @@ class Segmenter:
         }
 
     def __call__(self, image, name="image", tiles=None):
-        """tiles: a tqdm bar (or None) that counts the network's tiles."""
-        source = RegionSource(image, name, channel=self.channel, pixel_size_um=self.pixel_size_um)
+        """image: (H, W) or (H, W, C), a numpy array (a masked array's masked pixels are not sample:
+        read as background) or nested lists; tiles: a tqdm bar (or None) counting the network's tiles."""
+        source = array_source(image, name, channel=self.channel, pixel_size_um=self.pixel_size_um)
         self.caution(source)
-        return self._labels_at_scale(source, self.thresholds_for(source), tiles)
+        thresholds = self.thresholds_for(source)
+        size = self._plan(source, thresholds, tiles)
+        return np.concatenate([rows for _, rows in self._bands(source, thresholds, tiles, None, size)])
 
-    def _labels_at_scale(self, source, thresholds, tiles):
-        """Whole labels of an in-memory-sized source, labelled at the zoom its nucleus size asks
-        for (scale.py) and mapped back to its pixel grid."""
-        labels = None if self.diameter else label_image(source, self.engine, self.tiling, thresholds, tiles, self.workers)
-        diameter = self.diameter or median_diameter(labels)
-        factor = rescale_factor(diameter, self.sizes, given=bool(self.diameter))
-        if factor == 1.0:
-            return labels if labels is not None else label_image(source, self.engine, self.tiling, thresholds, tiles, self.workers)
-        height, width = source.height, source.width
-        log.info("%s: nuclei %.1f px across, outside the sizes the model was trained on; labelled at %.2fx zoom", source.name, diameter, factor)
-        zoomed = RegionSource(zoom(source.read(0, height, 0, width), factor), source.name)
-        return labels_to_shape(label_image(zoomed, self.engine, self.tiling, thresholds, tiles, self.workers), (height, width))
+    def _plan(self, source, thresholds, tiles, hold=True):
+        """sizing.Plan of an image: the zoom its nuclei need (the given diameter, else estimated)."""
+        return plan(source, self.engine, self.tiling, thresholds, self.sizes, self.diameter, tiles, self.workers, hold)
 
-    def _scaled(self, source):
-        """Whether an image file goes through the size-aware path: a model card with training
-        sizes or a given diameter, and an image small enough to hold whole (ZOOM_MAX_PIXELS)."""
-        return bool(self.diameter or self.sizes) and source.height * source.width <= ZOOM_MAX_PIXELS
+    def _bands(self, source, thresholds, tiles, on_block, size, part=(1, 1)):
+        """Yield (top, label rows) of an image, or of its part (label_bands), labelled at the zoom
+        of its sizing.Plan (`size`), block by block either way, each block's nuclei handed to
+        on_block. Closing it early stops the labelling workers at once."""
+        if size.held is not None and part == (1, 1):
+            yield from size.held.replay(on_block)
+        elif size.factor != 1.0:
+            yield from label_zoomed_bands(source, size.factor, self.engine, self.tiling, thresholds, tiles, on_block, self.workers, part)
+        else:
+            yield from label_bands(source, self.engine, self.tiling, thresholds, tiles, on_block, self.workers, part)
 
-    def _bands(self, source, thresholds, tiles, on_block, part=(1, 1)):
-        """Yield (top, label rows) of an image, or of its part (label_bands), each block's nuclei
-        handed to on_block; an image labelled at its nuclei's zoom is held whole, one block.
-        Closing it early stops the labelling workers at once."""
-        if self._scaled(source):
-            whole = self._labels_at_scale(source, thresholds, tiles)
-            if whole.any():
-                on_block(whole, (0, 0))
-            yield 0, whole
-            return
-        if self.diameter:
-            size = f"{source.height}x{source.width} px"
-            log.warning("%s: %s, above what the size-aware path holds; labelled at its own scale (diameter ignored)", source.name, size)
-        yield from label_bands(source, self.engine, self.tiling, thresholds, tiles, on_block, self.workers, part)
+    def _grid(self, size):
+        """The Tiling of the blocks an image is labelled in at its Plan's zoom, in its own pixels."""
+        return self.tiling if size.factor == 1.0 else grid_tiling(self.tiling, size.factor)
 
-    def _part_rows(self, source, part):
-        """blocks.PartRows of part (k, n) of an image; one held whole to zoom is all in part 1."""
-        if not self._scaled(source):
-            return part_rows(source.height, source.width, self.engine, self.tiling, part)
-        total = -(-source.height // self.tiling.block)
-        return PartRows((0, total) if part[0] == 1 else (total, total), 0, 0, source.height)
+    def _part_rows(self, source, part, size):
+        """blocks.PartRows of part (k, n) of an image labelled at its Plan's (`size`) zoom."""
+        return part_rows(source.height, source.width, self.engine, self._grid(size), part)
 
     def open(self, image_path):
         """reader.open_image with this segmenter's channel and pixel size: a RegionSource."""
@@ -206,6 +192,7 @@ class Segmenter:
             channel_names = channel_names or list(source.channel_names)
             thresholds = self.thresholds_for(source)
             note = self.caution(source)
+            size = self._plan(source, thresholds, tiles)
             with folder_lock(out_dir, shared=True), tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{stem}.", suffix=".part") as tmp:
                 paths = {name: Path(tmp) / f"{stem}{SUFFIXES[name]}" for name in outputs}
                 labels = paths.get("labels", Path(tmp) / "labels.tif")  # the OME-Zarr is made from them
@@ -213,7 +200,7 @@ class Segmenter:
                 nuclei = NucleusOutputs(paths, planes, channel_names, pixel_size_um)
                 overlay = Overlay((source.height, source.width)) if "overlay" in paths else None
                 try:
-                    with contextlib.closing(self._bands(source, thresholds, tiles, nuclei.on_block)) as bands:
+                    with contextlib.closing(self._bands(source, thresholds, tiles, nuclei.on_block, size)) as bands:
                         shown = overlay.tap(bands) if overlay else bands
                         write_label_ome_tiff(labels, shown, (source.height, source.width), pixel_size_um)
                 finally:
@@ -225,7 +212,7 @@ class Segmenter:
                 replace_into(paths.values(), out_dir)
         finally:
             source.close()
-        return {"image": image_path.name, **nuclei.summary(), **self._about(source, pixel_size_um, pixel_source, note, thresholds)}
+        return {"image": image_path.name, **nuclei.summary(), **self._about(source, pixel_size_um, pixel_source, note, thresholds, size)}
 
     @staticmethod
     def _pixel_size(source, given=None):
@@ -235,14 +222,16 @@ class Segmenter:
             return given, "given"
         return source.pixel_size_um, source.pixel_size_source
 
-    def _about(self, source, pixel_size_um, pixel_source, note, thresholds):
-        """The summary row's fields after the nucleus counts: how the image was labelled."""
+    def _about(self, source, pixel_size_um, pixel_source, note, thresholds, size):
+        """The summary row's fields after the nucleus counts: how the image was labelled (`note`:
+        the card's caution for its modality; size: its sizing.Plan, with a caution of its own)."""
         about = {
             "pixel_size_um": pixel_size_um or None,
             "pixel_size_source": pixel_source if pixel_size_um else "none",
             "modality": source.appearance.modality,
             "model": self.model,
-            "caution": note,
+            **size.about(),
+            "caution": "; ".join(filter(None, (note, size.note))),
         }
         return {**about, **dataclasses.asdict(thresholds)}
 
@@ -250,18 +239,19 @@ class Segmenter:
         """Label part (k, n) of a huge image file, its band of block rows (blocks.label_bands), into
         part_dir (a folder written whole or not at all): the part's label rows, its nuclei's
         `outputs` and what shards.merge_parts needs to join the parts as one job labels the image.
-        Writes nothing for a part that gets no block rows (blocks.split_block_rows; an image
-        labelled at its nuclei's zoom, held whole, is all part 1's)."""
+        Writes nothing for a part that gets no block rows (blocks.split_block_rows). Every part
+        sizes the image itself (sizing.plan: the same zoom, recorded, and checked by the join)."""
         image_path = Path(image_path)
         check_targets([(part_dir, "the part's folder, replaced whole")], [image_path], "Choose a part_dir that holds no input")
         source = self.open(image_path)
         try:
-            rows = self._part_rows(source, part)
+            thresholds = self.thresholds_for(source)
+            size = self._plan(source, thresholds, tiles, hold=False)
+            rows = self._part_rows(source, part, size)
             if rows.blocks[0] == rows.blocks[1]:
                 log.info("%s: no block rows for part %d of %d", image_path.name, *part)
                 return
             pixel_size_um, pixel_source = self._pixel_size(source, pixel_size_um)
-            thresholds = self.thresholds_for(source)
             note = self.caution(source)
             with staging_dir(part_dir) as tmp:
                 paths = {name: tmp / f"{PART}{SUFFIXES[name]}" for name in outputs if name not in ("ome_zarr", "overlay")}  # made by the join
@@ -273,7 +263,7 @@ class Segmenter:
                     nuclei.on_block(labels, origin)
 
                 try:
-                    with contextlib.closing(self._bands(source, thresholds, tiles, on_block, part)) as bands:
+                    with contextlib.closing(self._bands(source, thresholds, tiles, on_block, size, part)) as bands:
                         write_label_ome_tiff(tmp / f"{PART}.tif", bands, (rows.bottom - rows.top, source.width), pyramid=False)
                 finally:
                     nuclei.close()
@@ -282,7 +272,8 @@ class Segmenter:
                     "open": {"channel": self.channel, "pixel_size_um": self.pixel_size_um},  # open_image's arguments
                     "shape": [source.height, source.width],
                     "part": list(part),
-                    "block": self.tiling.block,
+                    "block": self._grid(size).block,
+                    "zoom": size.factor,
                     "block_rows": list(rows.blocks),
                     "rows": [rows.top, rows.bottom],
                     "outputs": list(outputs),
@@ -290,12 +281,30 @@ class Segmenter:
                     "channel_names": nuclei.channel_names,
                     "blocks": blocks,
                     "areas": nuclei.areas,
-                    "about": self._about(source, pixel_size_um, pixel_source, note, thresholds),
+                    "about": self._about(source, pixel_size_um, pixel_source, note, thresholds, size),
                 }
                 (tmp / f"{PART}.json").write_text(json.dumps(record))
             log.info("%s: part %d of %d (block rows %d-%d): %s", image_path.name, *part, *rows.blocks, counted(len(nuclei.areas), "nucleus", "nuclei"))
         finally:
             source.close()
+
+
+def composite_note(source):
+    """A caution for an RGB fluorescence image whose colours light up different structures
+    (appearance.distinct_colours: DAPI's blue and a cytoplasm stain, labelled as whole cells),
+    naming the colour that may be the nuclear stain and the setting that picks it; else ""."""
+    found = distinct_colours(source.sample, source.appearance) if len(source.nuclear) == 3 else None
+    if found is None:
+        return ""
+    c, share = found
+    colour = ("red", "green", "blue")[c]
+    name = source.channel_names[c]
+    label = f"channel {c} ({colour})" if name == str(c) else f"channel {c} ({name}, {colour})"
+    return (
+        f"an RGB fluorescence composite: its colours light up different structures ({label} lights {share:.0%} of what they all do), "
+        f"and the network, seeing all three, may outline whole cells; if {label} holds the nuclear stain (DAPI, Hoechst), "
+        f"set {setting_value('segment.channel', c)}"
+    )
 
 
 def list_images(folder, setting, skipped=None):
@@ -409,7 +418,7 @@ def segment_images(segmenter, images, out_dir, outputs=DEFAULT_OUTPUTS, pixel_si
                 row = journal.row(path, targets[path])
                 if row is None:
                     try:
-                        with progress(desc=path.name, unit="tile", log=log, leave=False, position=1, delay=LOG_INTERVAL_S) as tiles:
+                        with output_errors(out_dir), progress(desc=path.name, unit="tile", log=log, leave=False, position=1, delay=LOG_INTERVAL_S) as tiles:
                             row = segmenter.to_files(path, out_dir, outputs, pixel_size_um, tiles=tiles)
                     except UnreadableImage as exc:
                         if strict:
@@ -487,6 +496,7 @@ def segment_folder(
     check_targets(targets, [input_dir, *images], "Write the outputs elsewhere: choose an out_dir that neither is nor holds the input folder")
     whole = [path for path in images if path not in split][k - 1 :: n]
     check_images(whole + split, channel, pixel_size_um)
+    check_writable(out_dir, "out_dir")
     with Segmenter(model_path, threads, channel=channel, pixel_size_um=pixel_size_um, workers=workers, **options) as segmenter, staging_dir(out_dir) as tmp:
         segment_images(segmenter, whole, tmp, outputs, skipped=skipped if k == 1 else ())  # skipped entries: one shard says
         for path in split:

@@ -45,6 +45,10 @@ def read_parts(part_dirs):
     for key in ("image", "shape", "outputs"):
         if any(p[key] != first[key] for p in parts):
             raise ValueError(f"parts {[str(p['dir']) for p in parts]} are not of one image: their {key} differ")
+    # Each part sizes the image itself (sizing.plan); parts labelled at other zooms have other blocks.
+    if any((p.get("zoom", 1.0), p["block"]) != (first.get("zoom", 1.0), first["block"]) for p in parts):
+        found = sorted({(p.get("zoom", 1.0), p["block"]) for p in parts})
+        raise ValueError(f"parts of {first['image']} were labelled at different zooms or blocks ((zoom, block): {found}): label them again with one setting")
     starts, ends = zip(*(p["block_rows"] for p in parts))
     if list(starts) != [0, *ends[:-1]] or ends[-1] != -(-first["shape"][0] // first["block"]):
         raise ValueError(f"parts of {first['image']} miss block rows: they hold {list(zip(starts, ends))}")

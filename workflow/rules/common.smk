@@ -11,6 +11,8 @@ import yaml
 from nucleoflow.clobber import check_outside_results
 from nucleoflow.deps import script_files
 from nucleoflow.errors import InputError
+from nucleoflow import options
+from nucleoflow.atomic import MIN_FREE_MB
 from nucleoflow.logs import ERRORS_DIR
 from nucleoflow.reader import file_fingerprint, image_entries
 from nucleoflow.shipped import model_path
@@ -20,9 +22,6 @@ from nucleoflow.shipped import model_path
 os.environ.setdefault(
     "NUCLEOFLOW_SRC", str(Path(nucleoflow.__file__).resolve().parents[2])
 )
-# Below this much free disk space nothing starts: Snakemake's own metadata writes would fail
-# with a bare OSError, and every rule writes outputs.
-MIN_FREE_MB = 100
 
 
 def library(script):
@@ -74,9 +73,11 @@ def segment_input_problem():
 
 def segment_input(wildcards):
     """The user's images themselves, file by file (and OME-Zarr folders): a changed, added or
-    removed image reruns segment; asked for only when the segment target is built."""
+    removed image reruns segment; asked for only when the segment target is built. A path with
+    braces is left out: Snakemake reads {name} in an input as a wildcard (WildcardError); its
+    fingerprint (segment_fingerprint, a param) still reruns segment when it changes."""
     images, _ = image_entries(segment_folder_checked())
-    return [str(p) for p in images]
+    return [str(p) for p in images if not re.search(r"[{}]", str(p))]
 
 
 def segment_fingerprint(wildcards):
@@ -111,11 +112,8 @@ def fixed_thresholds(wildcards):
 
 
 def segment_mem_mb(wildcards, threads):
-    """Memory of a segment job: the network's window (predict.memory_mb) and about 1.7 GB of
-    image rows, probabilities and labels (benchmarks/large_image.py: 3774 MiB peak on a 10000 px
-    image with the 2048 MB default), plus a labelling worker process (about 400 MB) per thread.
-    """
-    return config["predict"]["memory_mb"] + 2000 + 400 * threads
+    """Memory of a segment job: nucleoflow.options.segment_mem_mb (its docstring says why)."""
+    return options.segment_mem_mb(config["predict"]["memory_mb"], threads)
 
 
 def tiling_config(wildcards):
