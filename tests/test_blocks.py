@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+from interrupts import default_sigint
 from synthetic import discs, probabilities_from
 
 from nucleoflow import pool
@@ -323,7 +324,8 @@ def test_ctrl_c_or_a_killed_main_process_leaves_no_workers(how):
     traceback, not one per worker); a main process killed outright takes its workers with it
     (else idle ones wait forever, holding its output pipes open)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    run = subprocess.run([sys.executable, "-c", INTERRUPTED, how], env=env, capture_output=True, text=True, timeout=60, start_new_session=True)
+    command = [sys.executable, "-c", INTERRUPTED, how]
+    run = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60, start_new_session=True, preexec_fn=default_sigint)
     workers = [int(pid) for pid in run.stdout.split()]
     assert len(workers) == 2 and run.returncode == (-signal.SIGKILL if how == "kill" else -signal.SIGINT)
     if how == "ctrl-c":

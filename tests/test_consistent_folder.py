@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
+from interrupts import default_sigint
 from test_cli import cli
 from test_no_clobber import contents
 
@@ -95,7 +96,7 @@ def start(root, out, *args, log):
     """`nucleoflow segment imgs -o out` in its own process group (a terminal's Ctrl-C reaches the group)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     command = [sys.executable, "-c", "import sys; from nucleoflow.cli import main; sys.exit(main())", "segment", "imgs", "-o", str(out), *FAST, *args]
-    return subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(command, cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=default_sigint)
 
 
 def wait_until_replaced(run, out, before, count, or_held=False):
