@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -37,3 +39,9 @@ def snakemake(workdir, *args, check=True):
     if check and result.returncode != 0:
         raise AssertionError(f"snakemake {' '.join(args)} failed:\n{result.stdout[-5000:]}")
     return result
+
+
+def write_config(path, **sections):
+    """A config overlay (`--configfile`) holding these sections; its path as a string."""
+    path.write_text(yaml.safe_dump(sections))
+    return str(path)

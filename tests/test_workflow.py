@@ -20,9 +20,8 @@ import numpy as np
 import pandas as pd
 import pytest
 import tifffile
-import yaml
 from PIL import Image
-from runner import ROOT, copy_workflow, snakemake
+from runner import ROOT, copy_workflow, snakemake, write_config
 
 from nucleoflow.prepared import read_prepared
 from nucleoflow.reader import read_image
@@ -40,11 +39,6 @@ def http_url(crops_zip):
     threading.Thread(target=server.serve_forever, daemon=True).start()
     yield f"http://127.0.0.1:{server.server_port}/{crops_zip.name}"
     server.shutdown()
-
-
-def write_config(path, **sections):
-    path.write_text(yaml.safe_dump(sections))
-    return str(path)
 
 
 @pytest.fixture(scope="module")
@@ -396,10 +390,11 @@ def test_segment_users_images_matches_pipeline(smoke, tmp_path):
 
 
 def test_killed_workflow_resumes_training(tmp_path, crops_zip, crops_sha256):
-    """SIGKILL the whole workflow mid-training; the rerun resumes from the last epoch."""
+    """SIGKILL the whole workflow mid-training; the rerun resumes from the last epoch. (Up to the
+    model only: what follows training is the smoke workflow's.)"""
     work = copy_workflow(tmp_path)
     overlay = write_config(work / "local.yaml", data={"url": str(crops_zip), "sha256": crops_sha256})
-    args = ("--configfile", ".test/config/config.yaml", overlay)
+    args = ("results/model/model.pt", "--configfile", ".test/config/config.yaml", overlay)
     cmd = [sys.executable, "-m", "snakemake", "--cores", "2", *args]
     proc = subprocess.Popen(cmd, cwd=work, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     log = work / "results" / "logs" / "train.log"
@@ -417,7 +412,7 @@ def test_killed_workflow_resumes_training(tmp_path, crops_zip, crops_sha256):
     assert re.search(r"resumed from epoch [2-6]", text), text
     history = pd.read_csv(work / "results" / "model" / "history.csv")
     assert list(history["epoch"]) == list(range(1, 7))
-    assert (work / "results" / "metrics" / "summary.csv").exists()
+    assert (work / "results" / "model" / "model.pt").exists()
     assert not (work / "results" / "model" / "checkpoint.pt").exists()
 
 

@@ -10,9 +10,8 @@ import zipfile
 import numpy as np
 import pytest
 import tifffile
-import yaml
 from PIL import Image
-from runner import copy_workflow, snakemake
+from runner import copy_workflow, snakemake, write_config
 from synthetic import discs
 
 pytestmark = pytest.mark.slow  # each test runs Snakemake (the shipped model: no training)
@@ -29,11 +28,6 @@ def micrograph(n):
 def work(tmp_path):
     (tmp_path / "work").mkdir()
     return copy_workflow(tmp_path / "work")
-
-
-def write_config(path, **sections):
-    path.write_text(yaml.safe_dump(sections))
-    return str(path)
 
 
 def segment_config(work, folder, **extra):
