@@ -215,7 +215,7 @@ def device_section(model, side, device, threads, workers):
             part = probs[:, : reference.shape[1], : reference.shape[2]]
             diff = np.abs(part[:, interior, interior] - reference[:, interior, interior]).max()
             print(f"{'predict, ' + label:<56} {megapixels / seconds:8.1f} MP/s  {baseline_s / seconds:5.2f}x naive  max |p - naive| {diff:.1e}")
-        segmenter = Segmenter(model, threads, tta=False, workers=workers)
+        segmenter = Segmenter(model, threads=threads, tta=False, workers=workers)
         stop = gpu_utilisation()
         start = time.perf_counter()
         row = segmenter.to_files(path, Path(tmp) / "out", ["labels", "measurements"])

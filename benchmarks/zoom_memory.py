@@ -49,7 +49,7 @@ if __name__ == "__main__":  # the labelling workers are spawned: they import thi
     if task["kind"] == "join":
         row = merge_parts(task["parts"], task["out"], "image")
     else:
-        with Segmenter(task["model"], task["threads"], task["diameter"], workers=task["threads"]) as segmenter:
+        with Segmenter(task["model"], threads=task["threads"], diameter=task["diameter"], workers=task["threads"]) as segmenter:
             if task["kind"] == "files":
                 row = segmenter.to_files(task["image"], task["out"], ["labels", "measurements"])
             else:

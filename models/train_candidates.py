@@ -2,13 +2,15 @@
 
     python models/train_candidates.py --data results/data --out DIR --budget-s 600
         [--candidates inner touching robust robust_finetune augment_finetune] [--monuseg monuseg_test.zip]
+    python models/train_candidates.py --data results/data --out DIR --judge-only --candidates NAME...
 
 The prepared GPU run of issue 12: each candidate trains for an equal share of the budget with
 the train rule's code (the default schedule fitted to its share on this device, as
 models/train_shipped.py does); on CUDA the batch is raised to --batch-size (the learning rate
 scaled by its square root) and the images stay on the device. Then every candidate, and the
 shipped model, is judged the same way on the **validation** split only: thresholds tuned there
-without TTA (tune.tune_by_modality), then scored on the unchanged images and on
+without TTA (tune.tune_by_modality) and saved with the training nucleus sizes, as the package
+rule ships a model (so Segmenter zooms images as users get it), then scored on the unchanged images and on
 nucleoflow.robustness's rescaled and stain-jittered variants (and MoNuSeg's H&E test images,
 reported, not judged: no candidate trains on H&E).
 
@@ -23,7 +25,7 @@ Decision rule (written down before any candidate was trained):
   the shipped model stays. The test split is scored once, afterwards, for the winner only
   (benchmarks/quality.py), never for choosing.
 
-Writes DIR/<candidate>/{model.pt, history.csv, train.log, tuned.pt}, DIR/candidates.csv and
+Writes DIR/<candidate>/{model.pt, history.csv, train.log, tuned.pt, robustness.csv}, DIR/candidates.csv and
 DIR/decision.json.
 """
 
@@ -43,9 +45,10 @@ from nucleoflow.engine import load_engine
 from nucleoflow.infer import probabilities
 from nucleoflow.logs import setup_logging
 from nucleoflow.metrics import image_scores
-from nucleoflow.model import load_model, save_model
-from nucleoflow.options import Tiling
+from nucleoflow.options import ThresholdSet, Tiling
+from nucleoflow.package import tuned_model
 from nucleoflow.robustness import archive_examples, robustness_table, split_examples, worst_variant
+from nucleoflow.scale import training_sizes
 from nucleoflow.schedule import Training
 from nucleoflow.segment import Segmenter
 from nucleoflow.shipped import model_path
@@ -68,14 +71,15 @@ CANDIDATES = {
 RULE = {"min_dsb_gain": 0.01, "max_modality_loss": 0.005, "min_worst_gain": 0.02}
 
 
-def tuned_model(model_pt, examples, out_pt, threads):
-    """The model saved again with postprocess thresholds tuned on `examples` (no TTA)."""
+def tuned(model_pt, examples, out_pt, sizes, threads):
+    """The model saved again as the package rule ships it (package.tuned_model): postprocess
+    thresholds tuned on `examples` (no TTA) and the training nucleus sizes, without which
+    Segmenter zooms no image (so the rescaled variants would judge a path no user runs)."""
     engine = load_engine(model_pt, "auto", threads)
     tiling = Tiling(tta=False)
     pairs = [(probabilities(engine, image, tiling, name), labels) for name, _, image, labels in examples]
     params, _ = tune_by_modality(pairs, [modality for _, modality, _, _ in examples])
-    model, metadata = load_model(model_pt)
-    save_model(model, out_pt, **{**metadata, "postprocess": params, "postprocess_tuned_on": "val"})
+    tuned_model(model_pt, ThresholdSet.from_json(params, tuned_on="val"), out_pt, sizes)
     return params
 
 
@@ -89,6 +93,7 @@ def judge(name, model_pt, examples, monuseg, threads):
         row[f"{modality} DSB"] = frame["dsb"].mean()
         row[f"{modality} AP@0.5 pooled"] = pooled["tp_0.50"] / max(1, pooled.sum())
     table = robustness_table(segmenter, examples, extra={"MoNuSeg": monuseg} if monuseg else None)
+    table.to_csv(Path(model_pt).parent / "robustness.csv", index=False)
     worst = worst_variant(table)
     row.update({"worst variant": worst["variant"], "worst - unchanged": worst["DSB - unchanged"]})
     if monuseg:
@@ -115,6 +120,14 @@ def decide(rows):
     return {"rule": RULE, "checks": verdicts, "winner": best}
 
 
+def trained_already(name, args):
+    """(model.pt, its crops and training time) of a candidate trained by an earlier run into --out."""
+    out = Path(args.out) / name
+    card = json.loads((out / "model.json").read_text())
+    crops = card["train"]["samples_per_epoch"] * len(pd.read_csv(out / "history.csv"))
+    return out / "model.pt", {"crops": crops, "train_s": card.get("training_time_s")}
+
+
 def train_candidate(name, overrides, args, model_cfg, base_cfg, device, share_s):
     out = Path(args.out) / name
     out.mkdir(parents=True, exist_ok=True)
@@ -138,7 +151,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data", required=True, help="a results/data folder with the model card's split")
     parser.add_argument("--out", required=True)
-    parser.add_argument("--budget-s", type=float, required=True, help="wall-clock seconds of training, shared equally by the candidates (train.budget_min)")
+    parser.add_argument("--budget-s", type=float, help="wall-clock seconds of training, shared equally by the candidates (train.budget_min)")
+    parser.add_argument("--judge-only", action="store_true", help="train nothing: judge the candidates an earlier run trained into --out")
     parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
     parser.add_argument("--batch-size", type=int, default=64, help="crops per step on CUDA (the config's on a CPU)")
     parser.add_argument("--epochs", type=int, default=20)
@@ -146,6 +160,8 @@ def main():
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a model or train setting of every candidate")
     args = parser.parse_args()
+    if not args.judge_only and not args.budget_s:
+        parser.error("--budget-s is required (or --judge-only)")
 
     model_cfg, base_cfg = config_sections(args.epochs, args.set)
     Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -153,17 +169,21 @@ def main():
     device = pick_device()
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    share_s = args.budget_s / len(args.candidates)
-    trained = {name: train_candidate(name, CANDIDATES[name], args, model_cfg, base_cfg, device, share_s) for name in args.candidates}
+    if args.judge_only:
+        trained = {name: trained_already(name, args) for name in args.candidates}
+    else:
+        share_s = args.budget_s / len(args.candidates)
+        trained = {name: train_candidate(name, CANDIDATES[name], args, model_cfg, base_cfg, device, share_s) for name in args.candidates}
 
     examples = split_examples(args.data)
+    sizes = training_sizes(args.data)
     monuseg = archive_examples(args.monuseg) if args.monuseg else None
     rows = []
     for name, source in [("shipped", model_path("dsb2018_unet"))] + [(n, pt) for n, (pt, _) in trained.items()]:
-        tuned = Path(args.out) / ("shipped" if name == "shipped" else name) / "tuned.pt"
-        tuned.parent.mkdir(parents=True, exist_ok=True)
-        tuned_model(source, examples, tuned, args.threads)
-        rows.append({**judge(name, tuned, examples, monuseg, args.threads), **(trained[name][1] if name in trained else {})})
+        tuned_pt = Path(args.out) / name / "tuned.pt"
+        tuned_pt.parent.mkdir(parents=True, exist_ok=True)
+        tuned(source, examples, tuned_pt, sizes, args.threads)
+        rows.append({**judge(name, tuned_pt, examples, monuseg, args.threads), **(trained[name][1] if name in trained else {})})
     decision = decide(rows)
     pd.DataFrame(rows).to_csv(Path(args.out) / "candidates.csv", index=False)
     (Path(args.out) / "decision.json").write_text(json.dumps(decision, indent=2, default=bool) + "\n")

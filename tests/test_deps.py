@@ -1,5 +1,5 @@
 """Each rule's code inputs are the library files its script runs, read from the import graph
-(deps.py), and no module drags in modules it does not use (tests/test_workflow.py checks, on a
+(deps.py), and no module drags in modules it does not use (tests/integration/test_workflow.py checks, on a
 finished smoke run, which rules an edit of each module reruns)."""
 
 import ast

@@ -14,7 +14,7 @@ from conftest import ROOT
 from nucleoflow.appearance import appearance, pixel_sample
 from nucleoflow.normalize import normalize
 from nucleoflow.options import SPLIT_ABOVE_MP, Thresholds, ThresholdSet, Tiling
-from nucleoflow.package import package_model
+from nucleoflow.package import package_model, tuned_model
 from nucleoflow.reader import decode_image, to_hwc
 from nucleoflow.shipped import model_path
 
@@ -86,7 +86,8 @@ def test_package_records_untuned_thresholds_as_given(tmp_path):
     fixed = {"seed_threshold": 0.6, "foreground_threshold": 0.5, "min_seed_area": 4, "min_area": 10}
     summary = {"split": "test", "modality": "all", "n_images": 3, "dsb": 0.5, "ap_0.50": 0.7, "ap_pooled_0.50": 0.7}
     pd.DataFrame([summary]).to_csv(tmp_path / "summary.csv", index=False)
-    card = package_model(model_path("dsb2018_unet"), ThresholdSet.for_workflow(fixed, []), tmp_path / "summary.csv", tmp_path / "out", {}, {})
+    tuned_model(model_path("dsb2018_unet"), ThresholdSet.for_workflow(fixed, []), tmp_path / "tuned.pt")
+    card = package_model(tmp_path / "tuned.pt", tmp_path / "summary.csv", tmp_path / "out", {}, {})
     written = json.loads((tmp_path / "out" / "model.json").read_text())
     assert card["postprocess"] == written["postprocess"] == fixed
     assert written["postprocess_tuned_on"] is None

@@ -29,24 +29,31 @@ def sample_image(data_dir, side=128):
     return image[: min(side, image.shape[0] // 16 * 16), : min(side, image.shape[1] // 16 * 16)]
 
 
-def package_model(model_path, thresholds, summary_path, out_dir, data, predict, sizes=None):
-    """Write out_dir/{model.pt, model.json, model.onnx}; the card records how the model was made and scored.
+def tuned_model(model_path, thresholds, out_path, sizes=None):
+    """The model saved again with what decides its labels besides the weights, as Segmenter
+    reads them from its card; returns the card.
 
-    thresholds: the options.ThresholdSet the metrics were measured with; the card keeps them
-    with the split they were tuned on (postprocess_tuned_on; null: given in the config, not tuned).
-    sizes: the training nucleus-size distribution (scale.training_sizes), which the size-aware
-    inference zooms images to.
+    thresholds: the options.ThresholdSet to label with, kept with the split they were tuned on
+    (postprocess_tuned_on; null: given in the config, not tuned). sizes: the training
+    nucleus-size distribution (scale.training_sizes), which the size-aware inference zooms
+    images to (without it, no image is zoomed).
     """
     model, metadata = load_model(model_path, "cpu")
     card = {
         **metadata,
-        "data": data,
         "postprocess": thresholds.to_json(),
         "postprocess_tuned_on": thresholds.tuned_on,
-        "predict": predict,
-        "metrics": _metrics(pd.read_csv(summary_path)),
         **({"nucleus_diameter_px": sizes} if sizes else {}),
     }
+    save_model(model, out_path, **card)
+    return card
+
+
+def package_model(tuned_path, summary_path, out_dir, data, predict):
+    """Write out_dir/{model.pt, model.json, model.onnx}: a tuned model (tuned_model) with a card
+    that also records how it was made and scored."""
+    model, metadata = load_model(tuned_path, "cpu")
+    card = {**metadata, "data": data, "predict": predict, "metrics": _metrics(pd.read_csv(summary_path))}
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     save_model(model, out_dir / "model.pt", **card)

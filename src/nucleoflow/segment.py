@@ -62,7 +62,17 @@ class Segmenter:
     guard of multiprocessing in scripts).
     """
 
-    def __init__(self, model_path, threads=1, diameter=0, channel=None, pixel_size_um=0, workers=1, **options):
+    def __init__(
+        self,
+        model_path: str | os.PathLike,
+        *,
+        threads: int = 1,
+        diameter: float = 0,
+        channel: int | str | None = None,
+        pixel_size_um: float = 0,
+        workers: int = 1,
+        **options,
+    ):
         check_ranges(threads=threads, workers=workers, diameter=diameter, pixel_size_um=pixel_size_um)  # before the model loads
         self.channel, self.pixel_size_um = channel, pixel_size_um  # reader.open_image's (segment.channel, segment.pixel_size_um)
         self.workers = Workers(workers)
@@ -77,6 +87,12 @@ class Segmenter:
         # Nucleus diameter in px (0: estimated by a first pass) and the sizes the model knows.
         self.diameter = diameter
         self.sizes = self.metadata.get("nucleus_diameter_px")
+        if not self.sizes:  # a model straight from the train rule: off-scale images would be labelled worse, silently
+            log.warning(
+                "%s: its card records no training nucleus sizes, so no image is zoomed to them; the package rule's model.pt "
+                "(or the workflow's results/tuned/model.pt) has them",
+                model_path,
+            )
         # Modalities the model is known to fail on, with what to do (the card's "caution").
         self.cautions = self.metadata.get("caution", {})
         self._cautioned = None  # within gathered_cautions: {(modality, note): [image names]}
@@ -136,7 +152,7 @@ class Segmenter:
             "pixel_size_um": self.pixel_size_um,
         }
 
-    def __call__(self, image, name="image", tiles=None):
+    def __call__(self, image: np.ndarray | list, name: str = "image", tiles=None) -> np.ndarray:
         """image: (H, W) or (H, W, C), a numpy array (a masked array's masked pixels are not sample:
         read as background) or nested lists; tiles: a tqdm bar (or None) counting the network's tiles."""
         source = array_source(image, name, channel=self.channel, pixel_size_um=self.pixel_size_um)
@@ -172,13 +188,22 @@ class Segmenter:
         """reader.open_image with this segmenter's channel and pixel size: a RegionSource."""
         return open_image(image_path, self.channel, self.pixel_size_um)
 
-    def to_tiff(self, image_path, out_path, tiles=None, pixel_size_um=None):
+    def to_tiff(self, image_path: str | os.PathLike, out_path: str | os.PathLike, tiles=None, pixel_size_um: float | None = None) -> int:
         """Label an image file of any size into an OME-TIFF, reading and writing it block by block;
         returns the nucleus count."""
         out_path = Path(out_path)
         return self.to_files(image_path, out_path.parent, ["labels"], pixel_size_um, stem=out_path.name.removesuffix(".tif"), tiles=tiles)["nuclei"]
 
-    def to_files(self, image_path, out_dir, outputs=DEFAULT_OUTPUTS, pixel_size_um=None, channel_names=None, stem=None, tiles=None):
+    def to_files(
+        self,
+        image_path: str | os.PathLike,
+        out_dir: str | os.PathLike,
+        outputs=DEFAULT_OUTPUTS,
+        pixel_size_um: float | None = None,
+        channel_names: list[str] | None = None,
+        stem: str | None = None,
+        tiles=None,
+    ) -> dict:
         """Label an image file of any size into out_dir/<stem>.{tif,csv,geojson,rois.zip,ome.zarr,overlay.png}
         (the `outputs` named; outputs.OUTPUTS), all of them or none, reading and writing block by
         block; returns the image's summary row (nuclei, median area, thresholds, modality, model).
@@ -497,7 +522,8 @@ def segment_folder(
     whole = [path for path in images if path not in split][k - 1 :: n]
     check_images(whole + split, channel, pixel_size_um)
     check_writable(out_dir, "out_dir")
-    with Segmenter(model_path, threads, channel=channel, pixel_size_um=pixel_size_um, workers=workers, **options) as segmenter, staging_dir(out_dir) as tmp:
+    segmenter = Segmenter(model_path, threads=threads, channel=channel, pixel_size_um=pixel_size_um, workers=workers, **options)
+    with segmenter, staging_dir(out_dir) as tmp:
         segment_images(segmenter, whole, tmp, outputs, skipped=skipped if k == 1 else ())  # skipped entries: one shard says
         for path in split:
             with progress(desc=f"{path.name} part {k}/{n}", unit="tile", log=log, delay=LOG_INTERVAL_S) as tiles:

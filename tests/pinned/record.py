@@ -1,4 +1,4 @@
-"""Record the pinned quality numbers that tests/test_pinned.py checks (as stardist pins its
+"""Record the pinned quality numbers that tests/quality/test_pinned.py checks (as stardist pins its
 models' outputs): run this only when a change is meant to alter the shipped model's results,
 and say why in the commit.
 

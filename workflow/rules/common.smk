@@ -48,7 +48,7 @@ def segment_folder_checked():
     if not folder:
         raise ValueError(
             "segment.input_dir is empty: run e.g. "
-            "snakemake segment --config segment='{input_dir: my_images, model: results/model/model.pt}'"
+            "snakemake segment --config segment='{input_dir: my_images, model: results/package/model.pt}'"
         )
     if not Path(folder).is_dir():
         raise ValueError(
@@ -97,10 +97,6 @@ def tuned_thresholds(wildcards):
     """With postprocess.tune, thresholds tuned on the validation split; else none (config values)."""
     if not config["postprocess"]["tune"]:
         return []
-    if "val" not in config["predict"]["splits"]:
-        raise ValueError(
-            "postprocess.tune needs validation predictions: add val to predict.splits"
-        )
     return "results/tune/thresholds.json"
 
 
@@ -119,6 +115,13 @@ def segment_mem_mb(wildcards, threads):
 def tiling_config(wildcards):
     """The predict settings segment uses (all but splits, so choosing splits reruns no segment)."""
     return {k: v for k, v in config["predict"].items() if k != "splits"}
+
+
+def block_config(wildcards):
+    """The segment settings of the blocks an image is labelled in (nuclei crossing a block's
+    border are joined, so they can change the labels): the label rule's, as segment's.
+    """
+    return {k: config["segment"][k] for k in ("block_size", "context")}
 
 
 def text_numbers(node, key=""):

@@ -71,7 +71,7 @@ rule predict:
         mem_mb=8000,
         runtime=120,
     params:
-        predict=config["predict"],
+        predict=tiling_config,
     script:
         "../scripts/predict.py"
 
@@ -97,34 +97,61 @@ rule tune:
         "../scripts/tune.py"
 
 
-rule postprocess:
+# What decides the labels besides the weights (thresholds, nucleus sizes), saved with them:
+# the label rule, the package and users' segment all read them from this model's card.
+rule tuned_model:
     input:
-        probs="results/predict",
-        data="results/data",
+        model="results/model/model.pt",
         thresholds=tuned_thresholds,
-        lib=library("postprocess.py"),
+        data="results/data",
+        lib=library("tuned_model.py"),
     output:
-        directory("results/labels"),
+        model="results/tuned/model.pt",
+        card="results/tuned/model.json",
     log:
-        "results/logs/postprocess.log",
-    benchmark:
-        "results/benchmarks/postprocess.tsv"
+        "results/logs/tuned_model.log",
     conda:
-        "../../envs/postprocess.yaml"
-    threads: config["resources"]["threads"]
+        "../../envs/torch.yaml"
     resources:
-        mem_mb=4000,
-        runtime=60,
+        mem_mb=2000,
+        runtime=10,
     params:
         thresholds=fixed_thresholds,
     script:
-        "../scripts/postprocess.py"
+        "../scripts/tuned_model.py"
+
+
+# The labels the metrics describe, made as `nucleoflow segment` makes a user's.
+rule label:
+    input:
+        model="results/tuned/model.pt",
+        archive=data_source,
+        data="results/data",
+        lib=library("label.py"),
+    output:
+        directory("results/labels"),
+    log:
+        "results/logs/label.log",
+    benchmark:
+        "results/benchmarks/label.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: config["resources"]["threads"]
+    resources:
+        gpu=1,
+        mem_mb=segment_mem_mb,
+        runtime=120,
+    params:
+        splits=config["predict"]["splits"],
+        predict=tiling_config,
+        blocks=block_config,
+    script:
+        "../scripts/label.py"
 
 
 rule package:
     input:
-        model="results/model/model.pt",
-        thresholds=tuned_thresholds,
+        model="results/tuned/model.pt",
         summary="results/metrics/summary.csv",
         data="results/data",
         archive=data_source,
@@ -144,6 +171,5 @@ rule package:
     params:
         data=config["data"],
         predict=config["predict"],
-        thresholds=fixed_thresholds,
     script:
         "../scripts/package.py"

@@ -1,4 +1,4 @@
-"""Snakemake script: the trained model + tuned thresholds + model card + ONNX export + BioImage.IO package."""
+"""Snakemake script: the tuned model + model card (data, scores) + ONNX export + BioImage.IO package."""
 
 import hashlib
 from pathlib import Path
@@ -7,9 +7,7 @@ import pandas as pd
 
 from nucleoflow.bioimage import write_package
 from nucleoflow.logs import setup_logging
-from nucleoflow.options import ThresholdSet
 from nucleoflow.package import package_model, sample_image
-from nucleoflow.scale import training_sizes
 
 setup_logging(snakemake.log[0])
 archive = Path(snakemake.input.archive)
@@ -21,15 +19,7 @@ data = {
     "images": manifest["split"].value_counts().to_dict(),
     "manifest_sha256": hashlib.sha256((Path(snakemake.input.data) / "manifest.csv").read_bytes()).hexdigest(),
 }
-package_model(
-    snakemake.input.model,
-    ThresholdSet.for_workflow(snakemake.params.thresholds, snakemake.input.thresholds),
-    snakemake.input.summary,
-    Path(snakemake.output.model).parent,
-    data,
-    snakemake.params.predict,
-    training_sizes(snakemake.input.data),
-)
+package_model(snakemake.input.model, snakemake.input.summary, Path(snakemake.output.model).parent, data, snakemake.params.predict)
 write_package(
     snakemake.output.model,
     sample_image(snakemake.input.data),

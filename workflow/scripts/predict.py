@@ -1,4 +1,4 @@
-"""Snakemake script: tiled inference on the chosen splits -> probability TIFFs."""
+"""Snakemake script: tiled inference on the validation split -> probability TIFFs (tune's input)."""
 
 from nucleoflow.infer import predict_manifest
 from nucleoflow.logs import setup_logging
@@ -9,7 +9,7 @@ predict_manifest(
     snakemake.input.model,
     snakemake.input.data,
     snakemake.output[0],
-    snakemake.params.predict["splits"],
+    ["val"],
     Tiling.from_config(snakemake.params.predict),
     threads=snakemake.threads,
 )

@@ -11,7 +11,7 @@ from nucleoflow.segment import Segmenter
 setup_logging(snakemake.log[0])
 # Without TTA: 8x faster, and it shifts every variant alike.
 tiling = dataclasses.replace(Tiling.from_config(snakemake.params.predict), tta=False)
-segmenter = Segmenter(snakemake.input.model, snakemake.threads, **dataclasses.asdict(tiling))
+segmenter = Segmenter(snakemake.input.model, threads=snakemake.threads, **dataclasses.asdict(tiling))
 table = robustness_table(segmenter, split_examples(snakemake.input.data, "val"))
 with atomic_path(snakemake.output[0]) as tmp:
     table.to_csv(tmp, index=False, float_format="%.4f")

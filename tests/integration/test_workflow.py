@@ -15,6 +15,7 @@ import tempfile
 import threading
 import time
 import zipfile
+from pathlib import PurePosixPath
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,7 @@ import pytest
 import tifffile
 from PIL import Image
 from runner import ROOT, copy_workflow, snakemake, write_config
+from test_cli import cli
 
 from nucleoflow.prepared import read_prepared
 from nucleoflow.reader import read_image
@@ -85,10 +87,10 @@ def test_every_stage_produces_real_results(smoke, crops_zip):
     robust = pd.read_csv(results / "robustness" / "robustness.csv")
     assert list(robust["variant"])[:5] == ["unchanged", "scale x0.5", "scale x0.75", "scale x1.5", "scale x2"]
     assert robust["DSB"].between(0, 1).all() and robust.loc[0, "DSB - unchanged"] == 0
-    for rule in ("download", "preprocess", "train", "curves", "predict", "tune", "postprocess", "evaluate", "report", "package", "robustness"):
+    for rule in ("download", "preprocess", "train", "curves", "predict", "tune", "tuned_model", "label", "evaluate", "report", "package", "robustness"):
         assert (results / "logs" / f"{rule}.log").exists()
     assert "epoch 6/6" in (results / "logs" / "train.log").read_text()
-    for rule in ("train", "predict", "tune", "postprocess"):
+    for rule in ("train", "predict", "tune", "label"):
         assert (results / "benchmarks" / f"{rule}.tsv").exists()
 
 
@@ -199,7 +201,7 @@ def test_second_run_does_nothing(smoke):
 def test_postprocess_threshold_reruns_only_downstream(smoke, tmp_path):
     work, args = smoke
     fixed = write_config(tmp_path / "pp.yaml", postprocess={"tune": False, "seed_threshold": 0.6})
-    assert planned_rules(work, *args, fixed) == {"postprocess", "evaluate", "report", "package", "robustness", "all"}
+    assert planned_rules(work, *args, fixed) == {"tuned_model", "label", "evaluate", "report", "package", "robustness", "all"}
     # Tuned thresholds ignore the configured values, so changing them reruns nothing.
     tuned = write_config(tmp_path / "pt.yaml", postprocess={"seed_threshold": 0.6})
     assert planned_rules(work, *args, tuned) == set()
@@ -208,7 +210,7 @@ def test_postprocess_threshold_reruns_only_downstream(smoke, tmp_path):
 def test_tile_overlap_reruns_predict_not_train(smoke, tmp_path):
     work, args = smoke
     overlay = write_config(tmp_path / "pr.yaml", predict={"overlap": 0.5})
-    assert planned_rules(work, *args, overlay) == {"predict", "tune", "postprocess", "evaluate", "report", "package", "robustness", "all"}
+    assert planned_rules(work, *args, overlay) == rerun({"predict", "label"})
 
 
 def test_training_param_retrains(smoke, tmp_path):
@@ -219,13 +221,14 @@ def test_training_param_retrains(smoke, tmp_path):
 
 # Which rules consume each rule's outputs (Snakefile, smoke configuration: thresholds tuned).
 CONSUMERS = {
-    "download": {"preprocess", "package"},
-    "preprocess": {"train", "predict", "tune", "postprocess", "evaluate", "report", "package", "robustness"},
-    "train": {"curves", "predict", "report", "package"},
+    "download": {"preprocess", "label", "package"},
+    "preprocess": {"train", "predict", "tune", "tuned_model", "label", "evaluate", "report", "package", "robustness"},
+    "train": {"curves", "predict", "tuned_model", "report"},
     "curves": set(),
-    "predict": {"tune", "postprocess"},
-    "tune": {"postprocess", "report", "package"},
-    "postprocess": {"evaluate", "report"},
+    "predict": {"tune"},
+    "tune": {"tuned_model", "report"},
+    "tuned_model": {"label", "package"},
+    "label": {"evaluate", "report"},
     "evaluate": {"report", "package"},
     "package": {"robustness"},
     "robustness": {"report"},
@@ -245,52 +248,53 @@ CODE_OF = {
     "atomic": EVERY_RULE,
     "logs": EVERY_RULE,
     "download": {"download"},
-    "dataset": {"preprocess", "report", "robustness"},
-    "reader": {"preprocess", "predict", "report", "robustness"},
-    "appearance": {"preprocess", "train", "predict", "report", "package", "robustness"},
-    "prepared": {"train", "predict", "report", "package", "robustness"},
-    "normalize": {"train", "predict", "package", "robustness"},
+    "dataset": {"preprocess", "label", "report", "robustness"},
+    "reader": {"preprocess", "predict", "label", "report", "robustness"},
+    "appearance": {"preprocess", "train", "predict", "label", "report", "package", "robustness"},
+    "prepared": {"train", "predict", "tuned_model", "label", "report", "package", "robustness"},
+    "normalize": {"train", "predict", "label", "package", "robustness"},
     "train": {"train"},
-    "model": {"train", "predict", "package", "robustness"},
-    "targets": {"train", "tune", "postprocess", "robustness"},
+    "model": {"train", "predict", "tuned_model", "label", "package", "robustness"},
+    "targets": {"train", "tune", "label", "robustness"},
     "loss": {"train"},
     "augment": {"train"},
     "crops": {"train"},
     "schedule": {"train"},
     "validation": {"train"},
-    "watershed": {"train", "tune", "postprocess", "robustness"},
+    "watershed": {"train", "tune", "label", "robustness"},
     "checkpoint": {"train"},
     "launch": {"train"},
-    "device": {"train", "predict", "package", "robustness"},
-    "shipped": {"train", "predict", "package", "robustness"},
-    "progress": {"train", "predict", "tune", "postprocess", "robustness"},
+    "device": {"train", "predict", "tuned_model", "label", "package", "robustness"},
+    "shipped": {"train", "predict", "tuned_model", "label", "package", "robustness"},
+    "progress": {"train", "predict", "tune", "label", "robustness"},
     "scores": {"train", "tune", "evaluate", "report", "robustness"},
     "curves": {"curves", "report"},
-    "infer": {"predict", "robustness"},
-    "ahead": {"predict", "robustness"},
-    "engine": {"predict", "package", "robustness"},
-    "options": {"predict", "tune", "postprocess", "report", "package", "robustness"},
+    "infer": {"predict", "label", "robustness"},
+    "ahead": {"predict", "label", "robustness"},
+    "engine": {"predict", "tuned_model", "label", "package", "robustness"},
+    "options": {"predict", "tune", "tuned_model", "label", "report", "package", "robustness"},
     "tune": {"tune"},
-    "postprocess": {"tune", "postprocess", "robustness"},
-    "pool": {"tune", "postprocess", "robustness"},
+    "postprocess": {"tune", "label", "robustness"},
+    "pool": {"label", "robustness"},
     "metrics": {"evaluate"},
     "report": {"report"},
     "robustness": {"report", "robustness"},
-    "scale": {"report", "package", "robustness"},
-    "package": {"package"},
+    "scale": {"tuned_model", "label", "report", "robustness"},
+    "package": {"tuned_model", "package"},
     "bioimage": {"package"},
-    "segment": {"robustness"},
-    "blocks": {"robustness"},
-    "shards": {"robustness"},
-    "formats": {"robustness"},
-    "outputs": {"robustness"},
-    "overlay": {"robustness"},
-    "measure": {"robustness"},
-    "clobber": {"robustness"},
-    "lock": {"robustness"},
-    "journal": {"robustness"},
-    "sizing": {"robustness"},
-    "zoomed": {"robustness"},
+    "segment": {"label", "robustness"},
+    "blocks": {"label", "robustness"},
+    "shards": {"label", "robustness"},
+    "formats": {"label", "robustness"},
+    "outputs": {"label", "robustness"},
+    "overlay": {"label", "robustness"},
+    "measure": {"label", "robustness"},
+    "clobber": {"label", "robustness"},
+    "lock": {"label", "robustness"},
+    "journal": {"label", "robustness"},
+    "sizing": {"label", "robustness"},
+    "zoomed": {"label", "robustness"},
+    "split_labels": {"label"},
     # Run by no rule's script: the command line, the napari plugin, the classical baseline
     # (benchmarks), and deps (the Snakefile's own, when it reads the rules).
     "cli": set(),
@@ -327,7 +331,12 @@ def test_the_rerun_table_covers_every_library_module():
     assert set(CODE_OF) == modules, f"missing from CODE_OF: {sorted(modules - set(CODE_OF))}; no longer modules: {sorted(set(CODE_OF) - modules)}"
 
 
-@pytest.mark.parametrize("module", sorted(CODE_OF))
+# The default run edits these (one per kind of rerun: everything, training, preprocessing and
+# training through the data, labelling, a report, nothing); the slow run every module (about 4 s each).
+QUICK_EDITS = {"errors", "loss", "reader", "watershed", "report", "cli"}
+
+
+@pytest.mark.parametrize("module", [m if m in QUICK_EDITS else pytest.param(m, marks=pytest.mark.slow) for m in sorted(CODE_OF)])
 def test_editing_a_module_reruns_exactly_the_rules_it_can_change(smoke, module):
     work, args = smoke
     assert edited(work / "src" / "nucleoflow" / f"{module}.py", lambda: planned_rules(work, *args)) == rerun(CODE_OF[module])
@@ -364,8 +373,33 @@ def test_bad_config_is_rejected(smoke, tmp_path, section, expected):
         assert text in result.stdout, result.stdout[-2000:]
 
 
+def test_the_workflow_scores_the_labels_users_get(smoke, crops_zip, tmp_path):
+    """Issue 21: the label rule's labels of the validation images, which the metrics and the
+    model card describe, equal bit for bit what `nucleoflow segment` writes with the packaged
+    model for the same image files, given the smoke config's settings."""
+    work, _ = smoke
+    manifest = pd.read_csv(work / "results" / "data" / "manifest.csv")
+    val = manifest.loc[manifest["split"] == "val", "id"].tolist()
+    folder = tmp_path / "val"
+    folder.mkdir()
+    with zipfile.ZipFile(crops_zip) as archive:
+        for name in archive.namelist():
+            if name.startswith("images/") and PurePosixPath(name).stem in val:
+                (folder / PurePosixPath(name).name).write_bytes(archive.read(name))
+    assert len(list(folder.iterdir())) == len(val) >= 2
+    model = work / "results" / "package" / "model.pt"
+    smoke_config = ["--tile", "128", "--overlap", "0.25", "--batch-size", "4", "--no-tta", "--block", "1024", "--context", "64"]
+    result = cli("segment", str(folder), "-o", str(tmp_path / "out"), "--model", str(model), "--threads", "2", "--workers", "2", *smoke_config, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    for image_id in val:
+        workflow = tifffile.imread(work / "results" / "labels" / f"{image_id}.tif")
+        assert workflow.max() > 0
+        np.testing.assert_array_equal(tifffile.imread(tmp_path / "out" / f"{image_id}.tif"), workflow, err_msg=image_id)
+
+
 def test_segment_users_images_matches_pipeline(smoke, tmp_path):
-    """`segment` on PNG (8-bit RGB) and 16-bit TIFF copies of test images gives the pipeline's labels."""
+    """`segment` on PNG (8-bit RGB) and 16-bit TIFF copies of test images (converted, so not bit
+    for bit) gives the pipeline's labels, spread over two jobs."""
     work, args = smoke
     manifest = pd.read_csv(work / "results" / "data" / "manifest.csv")
     test_ids = manifest.loc[manifest["split"] == "test", "id"][:2].tolist()

@@ -112,7 +112,7 @@ def snakemake(dest, *args):
 def test_module_plans_the_whole_smoke_workflow_from_another_folder(deployed):
     result = snakemake(deployed, "-n")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    for rule in ("download", "preprocess", "train", "predict", "tune", "postprocess", "evaluate", "report", "package"):
+    for rule in ("download", "preprocess", "train", "predict", "tune", "tuned_model", "label", "evaluate", "report", "package"):
         assert re.search(rf"^{rule}\s+1$", result.stdout, re.M), rule
 
 

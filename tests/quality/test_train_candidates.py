@@ -10,6 +10,7 @@ import pytest
 from runner import ROOT
 
 from nucleoflow.dataset import build_dataset
+from nucleoflow.scale import training_sizes
 
 
 @pytest.mark.slow
@@ -31,3 +32,14 @@ def test_candidates_are_trained_judged_and_decided(crops_zip, tmp_path):
     for name in ("inner", "robust"):
         history = pd.read_csv(tmp_path / "out" / name / "history.csv")
         assert len(history) == 2
+    # Every model is judged as the package ships it: with the training nucleus sizes Segmenter zooms to.
+    for name in ("shipped", "inner", "robust"):
+        assert json.loads((tmp_path / "out" / name / "tuned.json").read_text())["nucleus_diameter_px"] == training_sizes(data)
+        variants = pd.read_csv(tmp_path / "out" / name / "robustness.csv").set_index("variant")
+        assert variants.loc["unchanged", "DSB"] == pytest.approx(table.set_index("model").loc[name, "val DSB"])
+
+    again = subprocess.run([*command[:6], "--judge-only", "--candidates", "robust", *small], capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr[-3000:]
+    judged = pd.read_csv(tmp_path / "out" / "candidates.csv")
+    assert list(judged["model"]) == ["shipped", "robust"]
+    assert judged["val DSB"].tolist() == pytest.approx(table.loc[[0, 2], "val DSB"].tolist()) and judged.loc[1, "crops"] == table.loc[2, "crops"]
