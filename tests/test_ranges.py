@@ -12,9 +12,13 @@ import yaml
 from conftest import ROOT
 
 from nucleoflow import cli
-from nucleoflow.options import CONFIG_KEYS, RANGES, Thresholds, ThresholdSet, Tiling
+from nucleoflow.dataset import SPLITS
+from nucleoflow.model import NORMS
+from nucleoflow.options import CONFIG_KEYS, ENGINES, RANGES, Thresholds, ThresholdSet, Tiling
+from nucleoflow.outputs import OUTPUTS
 from nucleoflow.reader import PIXEL_SIZE_RANGE_UM
 from nucleoflow.segment import Segmenter, segment_folder
+from nucleoflow.targets import KINDS
 
 SCHEMA = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
 CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -176,6 +180,29 @@ def schema_range(key):
 def test_schema_bounds_are_the_librarys(name):
     valid = RANGES[name]
     assert schema_range(CONFIG_KEYS[name]) == (valid.low, valid.high, valid.low_open, valid.high_open, bool(valid.zero)), CONFIG_KEYS[name]
+
+
+@pytest.mark.parametrize(
+    "key, choices",
+    [
+        ("model.norm", NORMS),
+        ("train.targets", KINDS),
+        ("predict.engine", ENGINES),
+        ("predict.splits", SPLITS),
+        ("segment.outputs", OUTPUTS),
+    ],
+)
+def test_schema_choices_are_the_librarys(key, choices):
+    """Every list of allowed values is the library's: the schema's enum (of a list's items too)."""
+    section, name = key.split(".")
+    node = SCHEMA["properties"][section]["properties"][name]
+    assert node.get("items", node)["enum"] == list(choices), key
+
+
+def test_command_line_choices_are_the_librarys():
+    (segment,) = [a.choices["segment"] for a in cli.parser()._actions if a.choices]
+    choices = {a.dest: list(a.choices) for a in segment._actions if a.choices}
+    assert choices["engine"] == list(ENGINES) and choices["outputs"] == list(OUTPUTS), choices
 
 
 @pytest.mark.parametrize(

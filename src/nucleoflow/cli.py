@@ -15,7 +15,7 @@ from pathlib import Path
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .errors import InputError, counted, spelled_as
-from .options import RANGES, Thresholds, Tiling
+from .options import ENGINES, RANGES, Thresholds, Tiling
 from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES
 from .progress import PROGRESS
 from .reader import IMAGE_SUFFIXES, is_zarr
@@ -126,7 +126,7 @@ def _add_segment(commands):
     model.add_argument(
         "--engine",
         default=tiling.engine,
-        choices=("auto", "openvino", "onnx", "torch", "eager"),
+        choices=ENGINES,
         help=f"inference engine (default: {tiling.engine}: the fastest installed)",
     )
     model.add_argument(

@@ -20,10 +20,10 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from .device import autocast, pick_device, torch_threads
 from .errors import setting
 from .model import load_model
+from .options import ENGINES
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("auto", "openvino", "onnx", "torch", "eager")
 BYTES_PER_PIXEL_PER_WIDTH = 27
 
 
@@ -75,8 +75,8 @@ class Engine:
     def __init__(self, model, metadata, name):
         self.multiple = model.multiple
         self.n_classes = model.config["n_classes"]
-        # Peak memory of a forward pass per input pixel (fp32 activations): measured 420 B/px
-        # for base_width 16 (OpenVINO, 1024 and 2048 px tiles; PyTorch 310-360), scaling with the width.
+        # Peak memory of a forward pass per input pixel (fp32 activations), measured (docs/notebook.md),
+        # scaling with the width.
         self.bytes_per_pixel = BYTES_PER_PIXEL_PER_WIDTH * model.config["base_width"]
         self.metadata = metadata
         self.name = name
@@ -133,7 +133,7 @@ class OnnxEngine(Engine):
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
         # The memory arena (on by default) reuses activation buffers between runs; without it every
-        # tile pays for page faults on fresh buffers (1.2-1.6x slower, benchmarks/throughput.py).
+        # tile pays for page faults on fresh buffers (slower: docs/notebook.md).
         self.session = ort.InferenceSession(_onnx_bytes(model), options, providers=["CPUExecutionProvider"])
 
     def __call__(self, batch):

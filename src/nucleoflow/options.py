@@ -92,6 +92,10 @@ RANGES = MappingProxyType(
 
 # Where the workflow's config sets each option (section.key); `workers` has no key of its own:
 # the segment job labels in resources.threads processes.
+# Inference engines (engine.load_engine; the schema's predict.engine and the command line's
+# --engine take these, tests/test_ranges.py checks).
+ENGINES = ("auto", "openvino", "onnx", "torch", "eager")
+
 CONFIG_KEYS = MappingProxyType(
     {
         "tile": "predict.tile_size",
@@ -139,10 +143,12 @@ class Tiling:
     tta_max_mp: float = 2.0  # ...on images up to this many megapixels (0: any size)
     block: int = 1024  # labelling block side: bounds memory for images of any size
     context: int = 64  # pixels of image around each block (above the largest nucleus radius)
-    engine: str = "auto"  # see engine.load_engine
+    engine: str = "auto"  # one of ENGINES; see engine.load_engine
 
     def __post_init__(self):
         check_ranges(**_fields(self))
+        if self.engine not in ENGINES:
+            raise ValueError(f"unknown engine {self.engine!r}; use one of {', '.join(ENGINES)}")
         if not self.context < self.block:
             raise ValueError(f"context ({self.context}) must be below the block size ({self.block})")
 
@@ -237,7 +243,7 @@ class ThresholdSet:
 
     @classmethod
     def for_workflow(cls, fixed, tuned_path):
-        """What the postprocess and package rules use: the thresholds tune wrote (tuned_path, on the
+        """What the tuned_model rule saves with the model: the thresholds tune wrote (tuned_path, on the
         validation split) when postprocess.tune is on, else the configured ones (fixed)."""
         if tuned_path:
             return cls.from_json(json.loads(Path(tuned_path).read_text()), tuned_on="val")
