@@ -47,11 +47,8 @@ FILL_MIN_SHARE = 0.001
 FILL_MAX_SHARE = 0.5
 # It is set apart when at most FILL_EDGE times its own pixel count of the other pixels lie within
 # FILL_GAP of their range from it: an image's own clipped background or saturated nucleus is
-# reached through a blurred edge of values next to it (the committed DSB2018 crops: 18% to over
-# 100% of its count), a pasted margin or label, or a speck, has a hard edge and nothing between.
-# None of the 596 DSB2018 training images nor the 27 MoNuSeg ones has a colour set apart: of
-# their 58 exact black or saturated areas over FILL_MIN_SHARE, the fewest pixels near one were
-# 9% of its count (a black background over 86% of an image), 13% for a saturated one.
+# reached through a blurred edge of values next to it, a pasted margin or label, or a speck, has
+# a hard edge and nothing between; no DSB2018 or MoNuSeg image has one (docs/notebook.md).
 FILL_GAP = 0.1
 FILL_EDGE = 0.02
 # A colour set apart over at most SPECK_SHARE of the sample is a speck: not sample on either

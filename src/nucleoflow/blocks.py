@@ -65,9 +65,8 @@ def _paste_owned(band, band_top, labels, owned, origin, next_label):
     return next_label, cut
 
 
-# Labelling a pixel (watershed, pasting, measuring) costs about an eighth of predicting it once:
-# postprocess 8.6 MP/s against predict 1.0 MP/s with 1024 px windows on 2 cores; with the
-# default windows, 14.1 against 1.99 (benchmarks/throughput.py; README, Speed): about a seventh.
+# Labelling a pixel (watershed, pasting, measuring) costs about an eighth of predicting it once
+# (benchmarks/throughput.py; docs/notebook.md).
 LABEL_COST = 1 / 8
 
 

@@ -17,9 +17,8 @@ from skimage.transform import rescale, resize
 
 # Per-image median diameters from MARGIN times below the training images' 5th percentile to
 # MARGIN times above their 95th count as sizes the model knows; outside them an image is rescaled
-# to the training median. Chosen on the validation split with the shipped model: zooming every
-# image outside p10-p90 cost 0.019 DSB on the unchanged images, outside p5-p95 0.006; with the
-# margin of 1.4 none of the 89 changes (0.631 either way) while images shrunk 2x gain 0.024.
+# to the training median. Chosen on the validation split with the shipped model: the widest range
+# that changes no unchanged image while shrunk ones gain (docs/notebook.md).
 KNOWN = ("p5", "p95")
 MARGIN = 1.4
 

@@ -28,13 +28,12 @@ from .zoomed import label_zoomed_bands
 log = logging.getLogger(__name__)
 
 # Images up to this many pixels (a 4096 px square: 64 MB of labels) get their first pass whole;
-# larger ones on their densest ESTIMATE_SIDE square, about 4% of a 10000 px image.
+# larger ones on their densest ESTIMATE_SIDE square.
 ESTIMATE_WHOLE_PIXELS = 4096 * 4096
 ESTIMATE_SIDE = 2048
 # The probe: the densest PROBE_SIDE square at PROBE_ZOOM (a 1024 px square to predict), run where
-# the dominant blob diameter is under SMALL_BLOBS times the smallest size the model knows. On the
-# 38 committed DSB2018 crops that diameter is 11.8 px or more (p5 / MARGIN is 7.1 for the shipped
-# model; 1.5x that is 10.6), and 7.6 px or less on 33 of them shrunk 4x.
+# the dominant blob diameter is under SMALL_BLOBS times the smallest size the model knows: above it
+# on every committed DSB2018 crop, below it on most of them shrunk 4x (docs/notebook.md).
 PROBE_SIDE = 256
 PROBE_ZOOM = 4.0
 SMALL_BLOBS = 1.5

@@ -196,7 +196,7 @@ def _fit_to_budget(state, data, training, rank):
 
 def _batches(data, training, rng, steps, rank):
     """`steps` augmented training batches. Made inline: made one ahead in a background thread
-    they ran slower on 2 cores (benchmarks/train_speed.py), since a batch costs 1/30 of a step."""
+    they ran slower on 2 cores (benchmarks/train_speed.py; docs/notebook.md)."""
     local_batch = max(1, training.batch_size // rank.world)  # batch_size is global
     for _ in range(steps):
         picks = rng.choice(len(data.train_set), size=local_batch, p=data.weights)
