@@ -10,6 +10,7 @@ import importlib.util
 import io
 import itertools
 import logging
+import os
 import warnings
 
 import numpy as np
@@ -158,7 +159,7 @@ def check_tile(tile, engine, model_path):
         )
 
 
-def load_engine(model_path, engine="auto", threads=1, device=None):
+def load_engine(model_path: str | os.PathLike, engine: str = "auto", threads: int = 1, device: torch.device | None = None) -> Engine:
     """The fastest engine for this machine, or the one asked for.
 
     auto: on CPU OpenVINO, else ONNX Runtime, whichever is installed, else PyTorch (folded,

@@ -458,7 +458,7 @@ class RegionSource:
         self.close()
 
 
-def array_source(image, name="image", channel=None, pixel_size_um=0):
+def array_source(image, name: str = "image", channel: int | str | None = None, pixel_size_um: float = 0) -> "RegionSource":
     """A RegionSource for an image as Python code holds one: a numpy array (H, W) or (H, W, C),
     a masked array, whose masked pixels are not sample (read as an alpha of 0: left out of the
     statistics and read as background; its data there may be anything), or nested lists."""
@@ -842,7 +842,7 @@ def _head(path):
         raise InputError(path, f"cannot be read ({exc.strerror})", "Check that it exists and is readable (a broken link?)") from exc
 
 
-def open_image(path, channel=None, pixel_size_um=0):
+def open_image(path: str | os.PathLike, channel: int | str | None = None, pixel_size_um: float = 0) -> "RegionSource":
     """A RegionSource for an image file or OME-Zarr folder, in the format its first bytes say
     (image_format); TIFFs are memory-mapped or read chunk by chunk, Zarr chunk by chunk,
     PNG/JPEG decoded whole (within MAX_DECODED_BYTES)."""
@@ -913,13 +913,13 @@ def open_bytes(data, name, channel=None, pixel_size_um=0):
 # ---------------------------------------------------------------- short forms: the whole image
 
 
-def decode_image(data, name, channel=None):
+def decode_image(data: bytes, name: str, channel: int | str | None = None) -> np.ndarray:
     """The network channels, (H, W, 1 or 3), of PNG/JPEG/TIFF bytes (open_bytes: the file's own
     metadata, the size limits); `name` is used for the format and in messages."""
     return open_bytes(data, name, channel).read_all()
 
 
-def read_image(path, channel=None):
+def read_image(path: str | os.PathLike, channel: int | str | None = None) -> np.ndarray:
     """The network channels, (H, W, 1 or 3), of an image file (open_image)."""
     with open_image(path, channel) as source:
         return source.read_all()

@@ -488,18 +488,19 @@ def overlay_name(image):
 
 
 def segment_folder(
-    input_dir,
-    out_dir,
-    model_path,
-    shard=(1, 1),
-    threads=1,
+    input_dir: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    model_path: str | os.PathLike,
+    *,
+    shard: tuple[int, int] = (1, 1),
+    threads: int = 1,
     outputs=DEFAULT_OUTPUTS,
-    channel=None,
-    pixel_size_um=0,
-    workers=1,
-    split_above_mp=SPLIT_ABOVE_MP,
+    channel: int | str | None = None,
+    pixel_size_um: float = 0,
+    workers: int = 1,
+    split_above_mp: float = SPLIT_ABOVE_MP,
     **options,
-):
+) -> None:
     """Label every image in input_dir into out_dir/<stem>.<outputs> and summary.csv; all or
     nothing. Every image is opened (layout, channel, pixel size, limits) before the model loads.
     channel, pixel_size_um: reader.open_image's (pixel_size_um 0: each file's metadata, if any);
