@@ -15,7 +15,6 @@ from test_blocks import SHIPPED, crowded_mosaic
 from test_scale import small_nuclei
 from tqdm import tqdm
 
-from nucleoflow.blocks import part_rows
 from nucleoflow.engine import load_engine
 from nucleoflow.infer import predict_rows, predict_tiled, tile_grid
 from nucleoflow.model import load_model, save_model
@@ -23,7 +22,7 @@ from nucleoflow.normalize import apply_range
 from nucleoflow.options import Tiling
 from nucleoflow.reader import open_image
 from nucleoflow.segment import Segmenter, gather_shards, segment_folder
-from nucleoflow.shards import PARTS, merge_parts
+from nucleoflow.shards import PARTS, merge_parts, part_rows
 
 EVERY = ["labels", "measurements", "geojson", "imagej_rois", "ome_zarr"]
 # Small tiles and blocks: many tile rows, and 8 block rows of 128 px in the 900 px mosaic.

@@ -8,22 +8,21 @@ Memory is bounded by the block size and one band of label rows, whatever the ima
 Images come in as reader.RegionSource (reader.open_image for files: channels, pixel size, limits).
 """
 
-import bisect
 import contextlib
 import functools
 import logging
-from typing import NamedTuple
 
 import numpy as np
 from scipy import ndimage as ndi
 
 from .errors import counted
 from .formats import TIFF_TILE
-from .infer import predict_rows, tile_grid, uses_tta
+from .infer import predict_rows
 from .normalize import apply_range
 from .options import Thresholds, Tiling
 from .pool import label_here, workers_for
 from .postprocess import instances
+from .shards import part_rows
 
 log = logging.getLogger(__name__)
 
@@ -65,63 +64,6 @@ def _paste_owned(band, band_top, labels, owned, origin, next_label):
     return next_label, cut
 
 
-# Labelling a pixel (watershed, pasting, measuring) costs about an eighth of predicting it once
-# (benchmarks/throughput.py; docs/notebook.md).
-LABEL_COST = 1 / 8
-
-
-class PartRows(NamedTuple):
-    """The rows of one part of an image (label_bands' part)."""
-
-    blocks: tuple  # its rows of blocks [r0, r1) (split_block_rows)
-    first: int  # the first image row its blocks see (with their context)
-    top: int  # the first row of its label bands: `first` rounded down to TIFF_TILE
-    bottom: int  # the row after the last one its blocks see
-
-
-def split_block_rows(height, width, engine, tiling, n):
-    """Where n parts of an image split its block rows: [0, b1, ..., total], the slowest part as
-    fast as it can be. A part predicts every tile row over its blocks and their context, whole
-    (those at its borders again, as its neighbours do), and labels its blocks: cut where few
-    tile rows straddle, the parts share the tile rows, not merely the block rows. Parts left
-    over (more parts than block rows, or than splitting pays for) are empty, at the end."""
-    tile_h, tile_w, tops, cols = tile_grid(height, width, engine, tiling)
-    tile_row = tile_h * tile_w * len(cols) * (8 if uses_tta(tiling, height, width) else 1)
-    block, context, total = tiling.block, tiling.context, -(-height // tiling.block)
-
-    def cost(a, b):  # of the part with block rows [a, b)
-        y0, y1 = max(0, a * block - context), min(height, b * block + context)
-        tile_rows = bisect.bisect_left(tops, y1) - bisect.bisect_right(tops, y0 - tile_h)
-        return tile_rows * tile_row + (min(height, b * block) - a * block) * width * LABEL_COST
-
-    def greedy(limit):  # the fewest parts costing at most `limit` each, as long as each can be
-        bounds = [0]
-        while bounds[-1] < total:
-            a = b = bounds[-1]
-            while b < total and cost(a, b + 1) <= limit:
-                b += 1
-            if b == a:
-                return None
-            bounds.append(b)
-        return bounds
-
-    low, high = 0.0, cost(0, total)  # a part's cost rises with its rows: bisect the slowest's
-    for _ in range(60):
-        middle = (low + high) / 2
-        bounds = greedy(middle)
-        low, high = (low, middle) if bounds is not None and len(bounds) <= n + 1 else (middle, high)
-    bounds = greedy(high)
-    return bounds + [total] * (n + 1 - len(bounds))
-
-
-def part_rows(height, width, engine, tiling, part=(1, 1)):
-    """PartRows of part (k, n) of an image of height x width pixels."""
-    (k, n), block = part, tiling.block
-    r0, r1 = (0, -(-height // block)) if n == 1 else split_block_rows(height, width, engine, tiling, n)[k - 1 : k + 1]
-    first = max(0, r0 * block - tiling.context)
-    return PartRows((r0, r1), first, first // TIFF_TILE * TIFF_TILE, min(height, r1 * block + tiling.context))
-
-
 def label_bands(source, engine, tiling=Tiling(), thresholds=Thresholds(), tiles=None, on_block=None, workers=1, part=(1, 1)):
     """Yield (top row, uint32 label rows) of the whole image's instance labels, top to bottom.
 
@@ -134,7 +76,7 @@ def label_bands(source, engine, tiling=Tiling(), thresholds=Thresholds(), tiles=
     the network predicts the next ones, or a pool.Workers that keeps them between calls; the
     labels are the same for any number.
 
-    part (k, n): only the k-th of n bands of block rows (split_block_rows), predicting only the
+    part (k, n): only the k-th of n bands of block rows (shards.split_block_rows), predicting only the
     rows they see; bands run from PartRows.top to .bottom, their nuclei numbered from 1, knowing
     nothing of the band above (shards.py joins the parts).
     """

@@ -16,7 +16,7 @@ import pandas as pd
 
 from .appearance import distinct_colours
 from .atomic import atomic_path, check_writable, output_errors, remove_temporaries, replace_into, staging_dir
-from .blocks import label_bands, part_rows
+from .blocks import label_bands
 from .clobber import check_no_clobber
 from .engine import check_tile, load_engine
 from .errors import InputError, UnreadableImage, counted, setting_value
@@ -29,7 +29,7 @@ from .overlay import INDEX, Overlay, write_index
 from .pool import Workers
 from .progress import LOG_INTERVAL_S, progress
 from .reader import IMAGE_SUFFIXES, array_source, file_fingerprint, image_entries, image_size, open_image
-from .shards import PART, PARTS, merge_parts, read_parts
+from .shards import PART, PARTS, merge_parts, part_rows, read_parts
 from .shipped import model_path as shipped_model_path
 from .sizing import plan
 from .zoomed import grid_tiling, label_zoomed_bands
@@ -181,7 +181,7 @@ class Segmenter:
         return self.tiling if size.factor == 1.0 else grid_tiling(self.tiling, size.factor)
 
     def _part_rows(self, source, part, size):
-        """blocks.PartRows of part (k, n) of an image labelled at its Plan's (`size`) zoom."""
+        """shards.PartRows of part (k, n) of an image labelled at its Plan's (`size`) zoom."""
         return part_rows(source.height, source.width, self.engine, self._grid(size), part)
 
     def open(self, image_path):
@@ -264,7 +264,7 @@ class Segmenter:
         """Label part (k, n) of a huge image file, its band of block rows (blocks.label_bands), into
         part_dir (a folder written whole or not at all): the part's label rows, its nuclei's
         `outputs` and what shards.merge_parts needs to join the parts as one job labels the image.
-        Writes nothing for a part that gets no block rows (blocks.split_block_rows). Every part
+        Writes nothing for a part that gets no block rows (shards.split_block_rows). Every part
         sizes the image itself (sizing.plan: the same zoom, recorded, and checked by the join)."""
         image_path = Path(image_path)
         check_targets([(part_dir, "the part's folder, replaced whole")], [image_path], "Choose a part_dir that holds no input")

@@ -1,7 +1,9 @@
 """One huge image over many jobs: each job labels a part (a band of block rows), the gather joins
-the parts into the labels and outputs one job would have written, exactly.
+the parts into the labels and outputs one job would have written, exactly. The cluster-parts code
+is all here: where the parts are cut (split_block_rows, by a cost model of predicting and
+labelling), the rows each sees (part_rows), and the join (merge_parts).
 
-Part k of n labels its block rows (blocks.part_rows) as one job labelling the whole image does,
+Part k of n labels its block rows (part_rows) as one job labelling the whole image does,
 on the same tile grid, but does not know the nuclei of the bands above it, which one job pastes
 first. One job pastes each nucleus into the pixels still free (blocks._paste_owned), so with R
 the pixels that the nuclei of the bands above took, a nucleus of the part is, in one job, its
@@ -19,6 +21,7 @@ import json
 import logging
 import tempfile
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import tifffile
@@ -26,11 +29,69 @@ import tifffile
 from .atomic import replace_into
 from .errors import counted
 from .formats import TIFF_TILE, write_label_ome_tiff, write_ome_zarr
+from .infer import tile_grid, uses_tta
 from .outputs import SUFFIXES, NucleusOutputs, area_summary, channel_planes
 from .overlay import Overlay
 from .reader import open_image
 
 log = logging.getLogger(__name__)
+
+
+# Labelling a pixel (watershed, pasting, measuring) costs about an eighth of predicting it once
+# (benchmarks/throughput.py; docs/notebook.md).
+LABEL_COST = 1 / 8
+
+
+class PartRows(NamedTuple):
+    """The rows of one part of an image (label_bands' part)."""
+
+    blocks: tuple  # its rows of blocks [r0, r1) (split_block_rows)
+    first: int  # the first image row its blocks see (with their context)
+    top: int  # the first row of its label bands: `first` rounded down to TIFF_TILE
+    bottom: int  # the row after the last one its blocks see
+
+
+def split_block_rows(height, width, engine, tiling, n):
+    """Where n parts of an image split its block rows: [0, b1, ..., total], the slowest part as
+    fast as it can be. A part predicts every tile row over its blocks and their context, whole
+    (those at its borders again, as its neighbours do), and labels its blocks: cut where few
+    tile rows straddle, the parts share the tile rows, not merely the block rows. Parts left
+    over (more parts than block rows, or than splitting pays for) are empty, at the end."""
+    tile_h, tile_w, tops, cols = tile_grid(height, width, engine, tiling)
+    tile_row = tile_h * tile_w * len(cols) * (8 if uses_tta(tiling, height, width) else 1)
+    block, context, total = tiling.block, tiling.context, -(-height // tiling.block)
+
+    def cost(a, b):  # of the part with block rows [a, b)
+        y0, y1 = max(0, a * block - context), min(height, b * block + context)
+        tile_rows = bisect.bisect_left(tops, y1) - bisect.bisect_right(tops, y0 - tile_h)
+        return tile_rows * tile_row + (min(height, b * block) - a * block) * width * LABEL_COST
+
+    def greedy(limit):  # the fewest parts costing at most `limit` each, as long as each can be
+        bounds = [0]
+        while bounds[-1] < total:
+            a = b = bounds[-1]
+            while b < total and cost(a, b + 1) <= limit:
+                b += 1
+            if b == a:
+                return None
+            bounds.append(b)
+        return bounds
+
+    low, high = 0.0, cost(0, total)  # a part's cost rises with its rows: bisect the slowest's
+    for _ in range(60):
+        middle = (low + high) / 2
+        bounds = greedy(middle)
+        low, high = (low, middle) if bounds is not None and len(bounds) <= n + 1 else (middle, high)
+    bounds = greedy(high)
+    return bounds + [total] * (n + 1 - len(bounds))
+
+
+def part_rows(height, width, engine, tiling, part=(1, 1)):
+    """PartRows of part (k, n) of an image of height x width pixels."""
+    (k, n), block = part, tiling.block
+    r0, r1 = (0, -(-height // block)) if n == 1 else split_block_rows(height, width, engine, tiling, n)[k - 1 : k + 1]
+    first = max(0, r0 * block - tiling.context)
+    return PartRows((r0, r1), first, first // TIFF_TILE * TIFF_TILE, min(height, r1 * block + tiling.context))
 
 PARTS = "parts"  # a shard's folder of parts: parts/<stem>/
 PART = "part"  # the name of a part's files: part.tif (its label rows), part.json, part.csv, ...

@@ -24,12 +24,13 @@ import math
 import numpy as np
 from scipy import ndimage as ndi
 
-from .blocks import _block_grid, _paste_blocks, owned, part_rows
+from .blocks import _block_grid, _paste_blocks, owned
 from .infer import predict_tiled, uses_tta
 from .normalize import apply_range
 from .options import RANGES, Thresholds, Tiling
 from .pool import label_here, workers_for
 from .postprocess import instances
+from .shards import part_rows
 
 # A shrunk image's blocks are at most this many times the block size a side (in image pixels):
 # its band of label rows, and the region a block reads, stay bounded however strong the shrink.
@@ -44,7 +45,7 @@ def zoomed_shape(shape, factor):
 def grid_tiling(tiling, factor):
     """The Tiling of the image's own pixel grid at a zoom: `tiling`'s block and context (zoomed
     pixels) in image pixels, and windows the size of a block with its context, the work each
-    block does (blocks.split_block_rows balances parts by it)."""
+    block does (shards.split_block_rows balances parts by it)."""
     block = int(min(max(round(tiling.block / factor), RANGES["block"].low), MAX_BLOCK_SCALE * tiling.block))
     context = int(min(math.ceil(tiling.context / factor), block - 1, RANGES["context"].high))
     side = block + 2 * context
