@@ -4,6 +4,7 @@ exactly the labels and outputs that one job writes for the whole image."""
 import io
 import json
 import re
+import shutil
 import zipfile
 
 import numpy as np
@@ -141,6 +142,22 @@ def test_parts_join_into_exactly_one_jobs_outputs(streaming_model, mosaic, tmp_p
         else:  # some part's nuclei reach past the next part into the rows of the one after
             assert any(a["rows"][1] > c["block_rows"][0] * 128 - context for a, c in zip(parts, parts[2:]))
     assert dropped > 0 or context != 2
+
+
+def test_parts_of_an_image_replaced_since_are_not_joined(streaming_model, mosaic, tmp_path):
+    """The join reads the image again (overlay, OME-Zarr, trimmed nuclei): one of another size
+    than its parts were labelled at is refused, nothing written."""
+    image = tmp_path / "mosaic.tif"
+    shutil.copy(mosaic, image)  # the module's mosaic stays as it is
+    segmenter = Segmenter(streaming_model, **TILING)
+    dirs = [tmp_path / f"{k}-of-2" for k in (1, 2)]
+    for k, part_dir in enumerate(dirs, 1):
+        segmenter.to_part(image, part_dir, ["labels"], (k, 2))
+    tifffile.imwrite(image, tifffile.imread(image)[:-16])
+    (tmp_path / "joined").mkdir()
+    with pytest.raises(ValueError, match="its parts were labelled at"):
+        merge_parts(dirs, tmp_path / "joined", "mosaic")
+    assert list((tmp_path / "joined").iterdir()) == []
 
 
 def test_segment_folder_splits_huge_images_over_its_jobs(streaming_model, mosaic, crops_zip, tmp_path):

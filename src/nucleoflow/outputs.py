@@ -3,13 +3,17 @@
 import contextlib
 import itertools
 import math
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy import ndimage as ndi
 
-from .formats import GeoJsonWriter, RoiZipWriter, read_geojson_features, read_rois, renamed_roi, roi_bytes
+from .atomic import replace_into
+from .formats import GeoJsonWriter, RoiZipWriter, read_geojson_features, read_rois, renamed_roi, roi_bytes, write_label_ome_tiff, write_ome_zarr
 from .measure import measure, outline
+from .overlay import Overlay
 
 OUTPUTS = ("labels", "measurements", "geojson", "imagej_rois", "ome_zarr", "overlay")
 DEFAULT_OUTPUTS = ("labels", "measurements")
@@ -156,3 +160,30 @@ def area_summary(areas, pixel_size_um=None):
     if pixel_size_um:
         row["median_area_um2"] = row["median_area"] * pixel_size_um**2
     return row
+
+
+def write_image_outputs(source, out_dir, stem, outputs, bands_for, channel_names, pixel_size_um=None):
+    """Write out_dir/<stem>.<outputs> (OUTPUTS) of one image (a reader.RegionSource), all of them
+    or none: the one write path of a whole image labelled in one job (Segmenter.to_files) and of
+    its parts joined (shards.merge_parts). bands_for(nuclei) yields its (top, label rows), handing
+    each nucleus to `nuclei` (a NucleusOutputs) once final; the OME-Zarr is made from the written
+    labels, the overlay over the image. Returns the NucleusOutputs (its areas, summary())."""
+    shape = (source.height, source.width)
+    # Under the name remove_temporaries finds if the writer is killed.
+    with tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{stem}.", suffix=".part") as tmp:
+        paths = {name: Path(tmp) / f"{stem}{SUFFIXES[name]}" for name in outputs}
+        labels = paths.get("labels", Path(tmp) / "labels.tif")  # the OME-Zarr is made from them
+        planes = channel_planes(source)
+        nuclei = NucleusOutputs(paths, planes, channel_names, pixel_size_um)
+        overlay = Overlay(shape) if "overlay" in paths else None
+        try:
+            with contextlib.closing(bands_for(nuclei)) as bands:
+                write_label_ome_tiff(labels, overlay.tap(bands) if overlay else bands, shape, pixel_size_um)
+        finally:
+            nuclei.close()
+        if "ome_zarr" in paths:
+            write_ome_zarr(paths["ome_zarr"], planes, nuclei.channel_names, labels, pixel_size_um)
+        if overlay:
+            overlay.write(paths["overlay"], source)
+        replace_into(paths.values(), out_dir)
+    return nuclei

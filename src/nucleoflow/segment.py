@@ -8,24 +8,23 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .appearance import distinct_colours
-from .atomic import atomic_path, check_writable, output_errors, remove_temporaries, replace_into, staging_dir
+from .atomic import atomic_path, check_writable, output_errors, remove_temporaries, staging_dir
 from .blocks import label_bands
 from .clobber import check_no_clobber
 from .engine import check_tile, load_engine
 from .errors import InputError, UnreadableImage, counted, setting_value
-from .formats import write_label_ome_tiff, write_ome_zarr
+from .formats import write_label_ome_tiff
 from .journal import JOURNAL, Journal
 from .lock import folder_lock
 from .options import SPLIT_ABOVE_MP, ThresholdSet, check_ranges, split_options
-from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES, NucleusOutputs, channel_planes
-from .overlay import INDEX, Overlay, write_index
+from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES, NucleusOutputs, channel_planes, write_image_outputs
+from .overlay import INDEX, write_index
 from .pool import Workers
 from .progress import LOG_INTERVAL_S, progress
 from .reader import IMAGE_SUFFIXES, array_source, file_fingerprint, image_entries, image_size, open_image
@@ -218,23 +217,12 @@ class Segmenter:
             thresholds = self.thresholds_for(source)
             note = self.caution(source)
             size = self._plan(source, thresholds, tiles)
-            with folder_lock(out_dir, shared=True), tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{stem}.", suffix=".part") as tmp:
-                paths = {name: Path(tmp) / f"{stem}{SUFFIXES[name]}" for name in outputs}
-                labels = paths.get("labels", Path(tmp) / "labels.tif")  # the OME-Zarr is made from them
-                planes = channel_planes(source)
-                nuclei = NucleusOutputs(paths, planes, channel_names, pixel_size_um)
-                overlay = Overlay((source.height, source.width)) if "overlay" in paths else None
-                try:
-                    with contextlib.closing(self._bands(source, thresholds, tiles, nuclei.on_block, size)) as bands:
-                        shown = overlay.tap(bands) if overlay else bands
-                        write_label_ome_tiff(labels, shown, (source.height, source.width), pixel_size_um)
-                finally:
-                    nuclei.close()
-                if "ome_zarr" in paths:
-                    write_ome_zarr(paths["ome_zarr"], planes, nuclei.channel_names, labels, pixel_size_um)
-                if overlay:
-                    overlay.write(paths["overlay"], source)
-                replace_into(paths.values(), out_dir)
+            with folder_lock(out_dir, shared=True):
+
+                def bands_for(nuclei):
+                    return self._bands(source, thresholds, tiles, nuclei.on_block, size)
+
+                nuclei = write_image_outputs(source, out_dir, stem, outputs, bands_for, channel_names, pixel_size_um)
         finally:
             source.close()
         return {"image": image_path.name, **nuclei.summary(), **self._about(source, pixel_size_um, pixel_source, note, thresholds, size)}

@@ -19,19 +19,16 @@ import bisect
 import itertools
 import json
 import logging
-import tempfile
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 import tifffile
 
-from .atomic import replace_into
 from .errors import counted
-from .formats import TIFF_TILE, write_label_ome_tiff, write_ome_zarr
+from .formats import TIFF_TILE
 from .infer import tile_grid, uses_tta
-from .outputs import SUFFIXES, NucleusOutputs, area_summary, channel_planes
-from .overlay import Overlay
+from .outputs import SUFFIXES, area_summary, write_image_outputs
 from .reader import open_image
 
 log = logging.getLogger(__name__)
@@ -123,23 +120,15 @@ def merge_parts(part_dirs, out_dir, stem):
     parts = read_parts(part_dirs)
     first = parts[0]
     shape, pixel_size_um = tuple(first["shape"]), first["pixel_size_um"]
-    with open_image(first["image"], **first["open"]) as source, tempfile.TemporaryDirectory(dir=out_dir, prefix=f".{stem}.") as tmp:
-        paths = {name: Path(tmp) / f"{stem}{SUFFIXES[name]}" for name in first["outputs"]}
-        labels = paths.get("labels", Path(tmp) / "labels.tif")  # the OME-Zarr is made from them
-        planes = channel_planes(source)
-        nuclei = NucleusOutputs(paths, planes, first["channel_names"], pixel_size_um)
-        counts = {"trimmed": 0, "dropped": 0}
-        overlay = Overlay(shape) if "overlay" in paths else None
-        try:
-            bands = _merged_bands(parts, shape[1], nuclei, counts)
-            write_label_ome_tiff(labels, overlay.tap(bands) if overlay else bands, shape, pixel_size_um)
-        finally:
-            nuclei.close()
-        if "ome_zarr" in paths:
-            write_ome_zarr(paths["ome_zarr"], planes, nuclei.channel_names, labels, pixel_size_um)
-        if overlay:
-            overlay.write(paths["overlay"], source)
-        replace_into(paths.values(), out_dir)
+    counts = {"trimmed": 0, "dropped": 0}
+    with open_image(first["image"], **first["open"]) as source:
+        if (source.height, source.width) != shape:
+            raise ValueError(f"{first['image']}: {source.height}x{source.width} px, its parts were labelled at {shape[0]}x{shape[1]}: label them again")
+
+        def bands_for(nuclei):
+            return _merged_bands(parts, shape[1], nuclei, counts)
+
+        nuclei = write_image_outputs(source, out_dir, stem, first["outputs"], bands_for, first["channel_names"], pixel_size_um)
     trimmed, dropped = counts["trimmed"], counts["dropped"]
     found = counted(len(nuclei.areas), "nucleus", "nuclei")
     log.info("%s: %d parts joined, %s; where parts overlap %s trimmed, %d dropped", stem, len(parts), found, counted(trimmed, "nucleus", "nuclei"), dropped)
