@@ -263,7 +263,17 @@ def _segment(args):
     # folder is refused at once, and one refused before writing leaves no folder it created.
     with folder_lock(args.output):
         images = check_images(images, args.channel, args.pixel_size or 0, None if args.strict else skipped)
-        with Segmenter(model_path(args.model), args.threads, args.diameter, args.channel, args.pixel_size or 0, workers, **tiling, **overrides) as segmenter:
+        segmenter = Segmenter(
+            model_path(args.model),
+            threads=args.threads,
+            diameter=args.diameter,
+            channel=args.channel,
+            pixel_size_um=args.pixel_size or 0,
+            workers=workers,
+            **tiling,
+            **overrides,
+        )
+        with segmenter:
             try:
                 summary = segment_images(segmenter, images, args.output, args.outputs, skipped=skipped, strict=args.strict)
             except KeyboardInterrupt:
