@@ -21,7 +21,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 from .device import autocast, pick_device, torch_threads
 from .errors import setting
 from .model import load_model
-from .options import ENGINES
+from .options import check_engine
 
 log = logging.getLogger(__name__)
 
@@ -166,8 +166,7 @@ def load_engine(model_path: str | os.PathLike, engine: str = "auto", threads: in
     channels_last); PyTorch on CUDA.
     eager: the unmodified PyTorch model (NCHW, BatchNorm unfused), the reference for tests and benchmarks.
     """
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+    check_engine(engine)
     device = device or pick_device()
     if engine == "auto" and device.type == "cpu":
         engine = next((name for name in CPU_RUNTIMES if _installed(name)), "torch")

@@ -90,12 +90,19 @@ RANGES = MappingProxyType(
     }
 )
 
-# Where the workflow's config sets each option (section.key); `workers` has no key of its own:
-# the segment job labels in resources.threads processes.
 # Inference engines (engine.load_engine; the schema's predict.engine and the command line's
 # --engine take these, tests/test_ranges.py checks).
 ENGINES = ("auto", "openvino", "onnx", "torch", "eager")
 
+
+def check_engine(engine):
+    """Refuse an engine that is not one of ENGINES, naming them."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; use one of {', '.join(ENGINES)}")
+
+
+# Where the workflow's config sets each option (section.key); `workers` has no key of its own:
+# the segment job labels in resources.threads processes.
 CONFIG_KEYS = MappingProxyType(
     {
         "tile": "predict.tile_size",
@@ -147,8 +154,7 @@ class Tiling:
 
     def __post_init__(self):
         check_ranges(**_fields(self))
-        if self.engine not in ENGINES:
-            raise ValueError(f"unknown engine {self.engine!r}; use one of {', '.join(ENGINES)}")
+        check_engine(self.engine)
         if not self.context < self.block:
             raise ValueError(f"context ({self.context}) must be below the block size ({self.block})")
 
