@@ -120,11 +120,17 @@ def decide(rows):
     return {"rule": RULE, "checks": verdicts, "winner": best}
 
 
+def crops_seen(out, epochs):
+    """(card, crops): a trained candidate's card and the crops it trained on, its (fitted)
+    samples_per_epoch times its epochs."""
+    card = json.loads((out / "model.json").read_text())
+    return card, card["train"]["samples_per_epoch"] * epochs
+
+
 def trained_already(name, args):
     """(model.pt, its crops and training time) of a candidate trained by an earlier run into --out."""
     out = Path(args.out) / name
-    card = json.loads((out / "model.json").read_text())
-    crops = card["train"]["samples_per_epoch"] * len(pd.read_csv(out / "history.csv"))
+    card, crops = crops_seen(out, len(pd.read_csv(out / "history.csv")))
     return out / "model.pt", {"crops": crops, "train_s": card.get("training_time_s")}
 
 
@@ -142,7 +148,7 @@ def train_candidate(name, overrides, args, model_cfg, base_cfg, device, share_s)
     except SystemExit:
         history = save_best_from_checkpoint(out / "checkpoint.pt", model_cfg, out / "model.pt", cfg, device)
     seconds = time.monotonic() - started
-    crops = json.loads((out / "model.json").read_text())["train"]["samples_per_epoch"] * len(history)
+    _, crops = crops_seen(out, len(history))
     log.info("%s: trained %d crops in %.0f s", name, crops, seconds)
     return out / "model.pt", {"crops": crops, "train_s": round(seconds, 1)}
 
