@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from train_shipped import config_sections, save_best_from_checkpoint
+from train_shipped import config_sections, parse_sets, save_best_from_checkpoint
 
 from nucleoflow.device import pick_device
 from nucleoflow.engine import load_engine
@@ -138,7 +138,8 @@ def train_candidate(name, overrides, args, model_cfg, base_cfg, device, share_s)
     out = Path(args.out) / name
     out.mkdir(parents=True, exist_ok=True)
     # The train rule's budget: the schedule is fitted to the share from timed first steps.
-    cfg = Training(**{**base_cfg, **overrides, "budget_min": share_s / 60})
+    # --set wins over the candidate's own recipe (e.g. train.init_model: continue a round's model).
+    cfg = Training(**{**base_cfg, **overrides, **parse_sets(args.set)["train"], "budget_min": share_s / 60})
     if device.type == "cuda":
         cfg = dataclasses.replace(cfg, learning_rate=cfg.learning_rate * (args.batch_size / cfg.batch_size) ** 0.5, batch_size=args.batch_size)
     log.info("%s on %s: %s", name, device, json.dumps(dataclasses.asdict(cfg)))
@@ -164,7 +165,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--monuseg", type=Path, help="monuseg_test.zip, reported beside the variants")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a model or train setting of every candidate")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a model or train setting of every candidate, its own recipe's included")
     args = parser.parse_args()
     if not args.judge_only and not args.budget_s:
         parser.error("--budget-s is required (or --judge-only)")

@@ -45,15 +45,21 @@ def save_best_from_checkpoint(checkpoint, model_cfg, model_path, train_cfg, devi
     return state["history"]
 
 
-def config_sections(epochs, sets):
-    """config/config.yaml's model and train sections, with `epochs` and SECTION.KEY=VALUE overrides."""
-    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
-    model_cfg, train_cfg = config["model"], {**config["train"], "epochs": epochs}
+def parse_sets(sets):
+    """SECTION.KEY=VALUE overrides -> {"model": {...}, "train": {...}} (values parsed as YAML)."""
+    parsed = {"model": {}, "train": {}}
     for item in sets:
         key, value = item.split("=", 1)
         section, name = key.split(".")
-        {"model": model_cfg, "train": train_cfg}[section][name] = yaml.safe_load(value)
-    return model_cfg, train_cfg
+        parsed[section][name] = yaml.safe_load(value)
+    return parsed
+
+
+def config_sections(epochs, sets):
+    """config/config.yaml's model and train sections, with `epochs` and SECTION.KEY=VALUE overrides."""
+    config = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
+    parsed = parse_sets(sets)
+    return {**config["model"], **parsed["model"]}, {**config["train"], "epochs": epochs, **parsed["train"]}
 
 
 def main():
