@@ -43,7 +43,7 @@ def main():
     args = parser.parse_args()
     path = model_path(args.model)
     engine = load_engine(path, "auto", args.threads)
-    thresholds = ThresholdSet.from_json(engine.metadata["postprocess"]).default  # the model card's tuned values
+    thresholds = ThresholdSet.from_json(engine.metadata["postprocess"], head=engine.head.name).default  # the model card's tuned values
     probs = probabilities(engine, mosaic(args.side), Tiling(tta=False))
     megapixels, tiling = args.side**2 / 1e6, Tiling()
     print(f"{args.side}x{args.side} mosaic, probabilities predicted once; blocks of {tiling.block} px with {tiling.context} px of context")

@@ -29,10 +29,13 @@ from nucleoflow.augment import Augmentation
 from nucleoflow.crops import load_split, make_batch, sampling_weights
 from nucleoflow.device import prepare, torch_threads
 from nucleoflow.engine import load_engine
+from nucleoflow.heads import get_head
 from nucleoflow.loss import train_step
-from nucleoflow.model import UNet
+from nucleoflow.model import build_unet
 from nucleoflow.shipped import model_path
 
+LOSS = get_head("interior_border").loss  # the shipped models' head
+SHIPPED = {"depth": 4, "base_width": 16, "norm": "batch"}
 AUGMENT = {"zoom": [0.5, 2.0], "aspect": 0.2, "stain": 0.2, "hue": 0.05, "saturation": 0.3, "grayscale": 0.1, "invert": 0.05}
 
 
@@ -49,11 +52,11 @@ def inference_gflops(model, side, threads, repeats=3):
 def step_rate(model, optimizer, batches, steps):
     """Crops per second over `steps` steps taken from the `batches` iterator (after one warm-up)."""
     step = iter(batches)
-    train_step(model, optimizer, *next(step), torch.device("cpu"))
+    train_step(model, optimizer, *next(step), torch.device("cpu"), LOSS)
     start, crops = time.perf_counter(), 0
     for _ in range(steps):
         images, targets = next(step)
-        train_step(model, optimizer, images, targets, torch.device("cpu"))
+        train_step(model, optimizer, images, targets, torch.device("cpu"), LOSS)
         crops += len(images)
     return crops / (time.perf_counter() - start)
 
@@ -97,7 +100,7 @@ def main():
             rows["bare step, torch.compile (inductor)"] = rows["bare step (one fixed batch)"]
         for label, batches in rows.items():
             torch.manual_seed(0)
-            model = prepare(UNet(n_classes=3, depth=4, base_width=16, norm="batch"), torch.device("cpu"))
+            model = prepare(build_unet(SHIPPED), torch.device("cpu"))
             optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
             if "compile" in label:
                 model = torch.compile(model)
@@ -110,12 +113,12 @@ def main():
 
 def operators(batch, steps):
     """The bare step's CPU time by operator (forward and backward ops listed apart)."""
-    model = prepare(UNet(n_classes=3, depth=4, base_width=16, norm="batch"), torch.device("cpu"))
+    model = prepare(build_unet(SHIPPED), torch.device("cpu"))
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    train_step(model, optimizer, *batch, torch.device("cpu"))
+    train_step(model, optimizer, *batch, torch.device("cpu"), LOSS)
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
         for _ in range(steps):
-            train_step(model, optimizer, *batch, torch.device("cpu"))
+            train_step(model, optimizer, *batch, torch.device("cpu"), LOSS)
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=16))
 
 

@@ -165,7 +165,7 @@ def main():
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--monuseg", type=Path, help="monuseg_test.zip, reported beside the variants")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a model or train setting of every candidate, its own recipe's included")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE", help="override a train or model setting (a candidate's own too)")
     args = parser.parse_args()
     if not args.judge_only and not args.budget_s:
         parser.error("--budget-s is required (or --judge-only)")

@@ -25,9 +25,8 @@ ROOT = Path(__file__).resolve().parents[1]
 from nucleoflow.checkpoint import save_best  # noqa: E402
 from nucleoflow.device import pick_device  # noqa: E402
 from nucleoflow.logs import setup_logging  # noqa: E402
-from nucleoflow.model import UNet  # noqa: E402
+from nucleoflow.model import build_unet  # noqa: E402
 from nucleoflow.schedule import Training  # noqa: E402
-from nucleoflow.targets import N_CLASSES  # noqa: E402
 from nucleoflow.train import train  # noqa: E402
 
 log = logging.getLogger("train_shipped")
@@ -40,7 +39,7 @@ def save_best_from_checkpoint(checkpoint, model_cfg, model_path, train_cfg, devi
     best = state["best"]
     if state.get("samples_per_epoch"):  # fitted to train.budget_min
         train_cfg = dataclasses.replace(train_cfg, samples_per_epoch=state["samples_per_epoch"])
-    save_best(UNet(n_classes=N_CLASSES, **model_cfg), best, state["history"], model_path, device, 1, train_cfg, stopped_after_epoch=state["epoch"])
+    save_best(build_unet(model_cfg), best, state["history"], model_path, device, 1, train_cfg, stopped_after_epoch=state["epoch"])
     log.warning("stopped after epoch %d of %d; saved the best one (%d, val_dsb %.4f)", state["epoch"], train_cfg.epochs, best["epoch"], best["val_dsb"])
     return state["history"]
 

@@ -149,7 +149,7 @@ def test_summary_records_where_each_pixel_size_came_from(tmp_path):
 def test_png_resolution_is_logged_not_taken(tmp_path, caplog):
     buffer = io.BytesIO()
     Image.fromarray(crop(FLUORESCENCE)).save(buffer, format="PNG", dpi=(300, 300))
-    with caplog.at_level("INFO", logger="nucleoflow.reader"):
+    with caplog.at_level("INFO", logger="nucleoflow.pil_reader"):
         source = open_bytes(buffer.getvalue(), "scan.png")
     assert source.pixel_size is None and source.pixel_size_source == "none"
     assert "scan.png: resolution 300 dpi ignored" in caplog.text

@@ -53,11 +53,12 @@ def test_module_files_follow_imports():
 def test_training_runs_no_reading_postprocessing_or_evaluation_code():
     """Issue 21: the train rule reran when reader.py (re-exported by io.py, which every rule
     imported), postprocess.py (its validation score), metrics.py, options.py or curves.py (its
-    plot, now the curves rule's) changed. It runs the network, targets, loss, augmentation,
-    crops, schedule, its validation score and their helpers."""
+    plot, now the curves rule's) changed. It runs the network and its heads (targets, loss, the
+    watershed of the validation score), augmentation, crops, schedule and their helpers."""
     assert names(script_files(SCRIPTS / "train.py")) == {
         "__init__", "errors", "logs", "atomic", "progress", "device", "shipped",  # helpers
-        "train", "model", "targets", "loss", "augment", "crops", "schedule", "validation", "watershed", "scores", "checkpoint", "launch",
+        "train", "model", "loss", "augment", "crops", "schedule", "validation", "scores", "checkpoint", "launch",
+        "head", "heads", "interior_border", "distance", "targets", "watershed",  # what the network predicts
         "prepared", "normalize", "appearance",  # the prepared data, as the network sees them
     }  # fmt: skip
 

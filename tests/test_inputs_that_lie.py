@@ -99,20 +99,21 @@ def test_nan_training_image_is_preprocessed_finite_with_a_warning(tmp_path, capl
 
 @pytest.mark.slow
 def test_training_stops_the_moment_the_loss_is_not_finite(tmp_path, monkeypatch):
-    from nucleoflow import loss, train
+    from nucleoflow import train
+    from nucleoflow.interior_border import InteriorBorder
 
     members, _ = folder_members(tuple([".png"] * 6))
     data = tmp_path / "data"
     build_dataset(write_members(tmp_path / "mine", members), data, val_fraction=0.2, test_fraction=0.2)
     calls = []
-    real = loss.loss_fn
+    real = InteriorBorder.loss
 
-    def poisoned(*args, **kwargs):
+    def poisoned(self, *args, **kwargs):
         calls.append(1)
-        loss = real(*args, **kwargs)
+        loss = real(self, *args, **kwargs)
         return loss * float("nan") if len(calls) == 3 else loss
 
-    monkeypatch.setattr(loss, "loss_fn", poisoned)
+    monkeypatch.setattr(InteriorBorder, "loss", poisoned)
     cfg = dict(epochs=2, samples_per_epoch=16, batch_size=2, crop_size=32, learning_rate=1e-3, weight_decay=0.0, modality_balance=0.0, seed=0)
     with pytest.raises(TrainingDiverged, match=r"epoch 1, step 3: the loss became NaN or infinite. Lower train.learning_rate"):
         train.train(data, tmp_path / "model.pt", tmp_path / "history.csv", tmp_path / "checkpoint.pt", dict(depth=2, base_width=4, norm="batch"), cfg)
@@ -325,7 +326,9 @@ def save_payload(path, config, state_dict=None):
         (dict(in_channels=3, n_classes=3, depth=40, base_width=16, norm="batch"), "asks for a U-Net with depth = 40, outside 1-6"),
         (dict(in_channels=3, n_classes=3, depth=4, base_width=100000, norm="batch"), "base_width = 100000"),
         (dict(in_channels=4, n_classes=3, depth=4, base_width=16, norm="batch"), "is a network with 4 input channels"),
-        (dict(in_channels=3, n_classes=2, depth=4, base_width=16, norm="batch"), "is a network with 2 output classes"),
+        (dict(in_channels=3, n_classes=2, depth=4, base_width=16, norm="batch"), "is a network with 2 outputs"),
+        (dict(in_channels=3, n_classes=3, depth=4, base_width=16, norm="batch", head="flows"), "asks for the unknown head 'flows'"),
+        (dict(in_channels=3, n_classes=3, depth=4, base_width=16, norm="batch", head="distance"), "its distance head reads 2"),
         (dict(in_channels=3, n_classes=3, depth=4, base_width=16, norm="magic"), "unknown normalisation 'magic'"),
         ("not a dict", "holds no model configuration"),
     ],

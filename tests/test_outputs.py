@@ -22,8 +22,9 @@ from nucleoflow.errors import InputError
 from nucleoflow.formats import write_label_ome_tiff, write_ome_zarr
 from nucleoflow.measure import measure
 from nucleoflow.options import Thresholds
-from nucleoflow.outputs import OUTPUTS, SUFFIXES, NucleusOutputs, channel_planes
-from nucleoflow.reader import RegionSource, decode_image
+from nucleoflow.outputs import OUTPUTS, NucleusOutputs, channel_planes, output_name
+from nucleoflow.reader import decode_image
+from nucleoflow.region import RegionSource
 from nucleoflow.segment import Segmenter, gather_shards, segment_folder, segment_images
 
 NAMES = ["background", "interior", "border"]  # what the encoded images' channels hold
@@ -246,7 +247,7 @@ def test_two_channel_ome_tiff_gets_its_channel_names_and_pixel_size_in_every_out
     two_channel_ome_tiff(folder / "cells.ome.tif", np.asarray(Image.open(real_images / "gray.png")), 0.65)
     out = tmp_path / "segment"
     segment_folder(folder, out, "dsb2018_unet", outputs=OUTPUTS, channel="DAPI")
-    assert sorted(p.name for p in out.iterdir()) == sorted(["summary.csv", "index.html", *(f"cells{s}" for s in SUFFIXES.values())])  # index: overlay's
+    assert sorted(p.name for p in out.iterdir()) == sorted(["summary.csv", "index.html", *(output_name("cells", n) for n in OUTPUTS)])  # index: overlay's
     table = pd.read_csv(out / "cells.csv")
     labels = tifffile.imread(out / "cells.tif")
     assert len(table) == labels.max() > 0 and {"mean_intensity_DAPI", "mean_intensity_GFP"} <= set(table.columns)

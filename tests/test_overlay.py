@@ -21,9 +21,9 @@ from test_cli import cli
 from test_workflow import chromium
 
 from nucleoflow.cli import parser
-from nucleoflow.outputs import OUTPUTS, SUFFIXES
+from nucleoflow.outputs import OUTPUTS, output_name
 from nucleoflow.overlay import INDEX, MAX_SIDE, THUMBNAIL, Overlay
-from nucleoflow.reader import RegionSource
+from nucleoflow.region import RegionSource
 from nucleoflow.segment import check_outputs, gather_shards, segment_folder
 
 YELLOW = (255, 255, 0)
@@ -63,7 +63,7 @@ def segmented(three_crops):
 def test_overlay_outlines_every_nucleus_on_the_image(three_crops, segmented):
     for image in sorted(three_crops.glob("*.png")):
         labels = tifffile.imread(segmented / f"{image.stem}.tif")
-        png = segmented / f"{image.stem}{SUFFIXES['overlay']}"
+        png = segmented / output_name(image.stem, "overlay")
         assert png.exists() and labels.max() > 3, png
         drawn = outline_mask(png)
         assert drawn.shape == labels.shape  # the crops are small: full resolution

@@ -13,12 +13,12 @@ from conftest import ROOT
 
 from nucleoflow import cli
 from nucleoflow.dataset import SPLITS
+from nucleoflow.heads import HEADS, target_kinds
 from nucleoflow.model import NORMS
-from nucleoflow.options import CONFIG_KEYS, ENGINES, RANGES, Thresholds, ThresholdSet, Tiling
+from nucleoflow.options import CONFIG_KEYS, ENGINES, RANGES, THRESHOLD_NAMES, Thresholds, ThresholdSet, Tiling
 from nucleoflow.outputs import OUTPUTS
-from nucleoflow.reader import PIXEL_SIZE_RANGE_UM
+from nucleoflow.region import PIXEL_SIZE_RANGE_UM
 from nucleoflow.segment import Segmenter, segment_folder
-from nucleoflow.targets import KINDS
 
 SCHEMA = yaml.safe_load((ROOT / "workflow" / "schemas" / "config.schema.yaml").read_text())
 CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())
@@ -186,7 +186,8 @@ def test_schema_bounds_are_the_librarys(name):
     "key, choices",
     [
         ("model.norm", NORMS),
-        ("train.targets", KINDS),
+        ("model.head", HEADS),
+        ("train.targets", target_kinds()),
         ("predict.engine", ENGINES),
         ("predict.splits", SPLITS),
         ("segment.outputs", OUTPUTS),
@@ -229,3 +230,19 @@ def test_schema_takes_zero_and_the_range_and_nothing_else(key, value, valid):
     config[section][name] = value
     errors = list(jsonschema.Draft202012Validator(SCHEMA).iter_errors(config))
     assert not errors if valid else errors, [e.message for e in errors]
+
+
+def test_every_option_of_the_library_is_a_flag_and_a_config_key():
+    """Issue 21, one set of options: every field of Tiling and Thresholds (the keyword options
+    Segmenter and segment_folder take) is a `nucleoflow segment` flag of that name with the
+    library's default (a threshold's: None, the model's tuned one), and the config key
+    CONFIG_KEYS names for it is in the schema with the same default in config/config.yaml."""
+    (segment,) = [a.choices["segment"] for a in cli.parser()._actions if a.choices]
+    flags = {a.dest: a.default for a in segment._actions}
+    library = {**dataclasses.asdict(Tiling()), **{name: None for name in THRESHOLD_NAMES}}
+    assert {name: flags.get(name, "no flag") for name in library} == library
+    untuned = Thresholds().values()
+    for name in library:
+        section, key = CONFIG_KEYS[name].split(".")
+        assert key in SCHEMA["properties"][section]["properties"], CONFIG_KEYS[name]
+        assert CONFIG[section][key] == (untuned[name] if name in untuned else getattr(Tiling(), name)), CONFIG_KEYS[name]

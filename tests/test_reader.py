@@ -9,7 +9,8 @@ import tifffile
 from PIL import Image
 
 from nucleoflow.errors import InputError
-from nucleoflow.reader import RegionSource, open_bytes, open_image
+from nucleoflow.reader import open_bytes, open_image
+from nucleoflow.region import RegionSource
 
 RNG = np.random.default_rng(0)
 GRAY = RNG.integers(0, 255, (64, 80), dtype=np.uint8)
@@ -255,3 +256,34 @@ def test_bytes_and_file_read_alike(tmp_path):
     buffer = io.BytesIO()
     Image.fromarray(GRAY).save(buffer, format="PNG")
     np.testing.assert_array_equal(open_bytes(buffer.getvalue(), "g.png").read_all()[..., 0], GRAY)
+
+
+def test_a_new_format_is_its_module_and_a_registration(tmp_path, monkeypatch, crops_zip):
+    """A format this version does not read (NumPy's .npy), added as a new reader module would add
+    it: an ImageFormat (signature, suffix, decoder) and its entry in reader.FORMATS. Folder
+    listings, open_image and segment_folder then read it, and label it as the same pixels in PNG."""
+    import zipfile
+
+    from nucleoflow.reader import FORMATS, image_entries, read_image
+    from nucleoflow.region import ImageFormat
+    from nucleoflow.segment import segment_folder
+
+    def decode(data, name, channel, pixel_size_um):
+        return RegionSource(np.load(io.BytesIO(data), allow_pickle=False), name, channel=channel, pixel_size_um=pixel_size_um)
+
+    monkeypatch.setitem(FORMATS, "NPY", ImageFormat("NPY", (".npy",), (b"\x93NUMPY",), decode))
+    with zipfile.ZipFile(crops_zip) as archive:
+        png = archive.read(sorted(n for n in archive.namelist() if n.startswith("images/"))[0])
+    folders = {suffix: tmp_path / suffix for suffix in ("png", "npy")}
+    for folder in folders.values():
+        folder.mkdir()
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))  # a bare array's 3 channels are RGB
+    Image.fromarray(pixels).save(folders["png"] / "cells.png")
+    np.save(folders["npy"] / "cells.npy", pixels)
+    assert image_entries(folders["npy"]) == ([folders["npy"] / "cells.npy"], [])
+    with open_image(folders["npy"] / "cells.npy") as source:
+        assert np.array_equal(source.read_all(), read_image(folders["png"] / "cells.png"))
+    for suffix, folder in folders.items():
+        segment_folder(folder, tmp_path / f"{suffix}_out", "dsb2018_unet", tta=False)
+    labels = [tifffile.imread(tmp_path / f"{suffix}_out" / "cells.tif") for suffix in folders]
+    assert labels[0].max() > 5 and np.array_equal(labels[0], labels[1])

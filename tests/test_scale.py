@@ -11,7 +11,7 @@ from PIL import Image
 from nucleoflow.engine import load_engine
 from nucleoflow.metrics import image_scores
 from nucleoflow.options import Tiling
-from nucleoflow.reader import RegionSource
+from nucleoflow.region import RegionSource
 from nucleoflow.scale import labels_to_shape, median_diameter, rescale_factor, size_distribution, zoom
 from nucleoflow.segment import Segmenter
 from nucleoflow.shipped import model_path

@@ -21,6 +21,7 @@ from nucleoflow.infer import predict_rows, predict_tiled, tile_grid
 from nucleoflow.model import load_model, save_model
 from nucleoflow.normalize import apply_range
 from nucleoflow.options import Tiling
+from nucleoflow.outputs import OUTPUT_TYPES, OutputType
 from nucleoflow.reader import open_image
 from nucleoflow.segment import Segmenter, gather_shards, segment_folder
 from nucleoflow.shards import PARTS, merge_parts, part_rows
@@ -142,6 +143,47 @@ def test_parts_join_into_exactly_one_jobs_outputs(streaming_model, mosaic, tmp_p
         else:  # some part's nuclei reach past the next part into the rows of the one after
             assert any(a["rows"][1] > c["block_rows"][0] * 128 - context for a, c in zip(parts, parts[2:]))
     assert dropped > 0 or context != 2
+
+
+class CentroidsFile:
+    """A new per-nucleus output, as a user would add one: "label,x,y" of each nucleus's outline's
+    vertices' mean, a line per nucleus. Its class and one line of outputs.OUTPUT_TYPES are all
+    it takes: segment, the parts and their join find it there."""
+
+    needs = frozenset({"outline"})
+
+    def __init__(self, path, nuclei):
+        self.file = open(path, "w")
+
+    @staticmethod
+    def entry(label, row, record, polygons):
+        x, y = np.concatenate([np.asarray(polygon[0], float) for polygon in polygons]).mean(axis=0)
+        return f"{label},{x:.2f},{y:.2f}\n"
+
+    def add(self, label, line):
+        self.file.write(line)
+
+    def close(self):
+        self.file.close()
+
+    @staticmethod
+    def read(path):
+        with open(path) as file:
+            yield from file
+
+    @staticmethod
+    def relabel(line, label):
+        return f"{label},{line.split(',', 1)[1]}"
+
+
+def test_a_new_output_is_its_class_and_a_registration(streaming_model, mosaic, tmp_path, monkeypatch):
+    monkeypatch.setitem(OUTPUT_TYPES, "centroids", OutputType(".centroids.csv", "nucleus", CentroidsFile))
+    segmenter = Segmenter(streaming_model, context=2, **TILING)  # parts that trim and drop nuclei
+    single = segmenter.to_files(mosaic, tmp_path / "one_job", ["labels", "centroids"])
+    lines = (tmp_path / "one_job" / "mosaic.centroids.csv").read_text().splitlines()
+    assert len(lines) == single["nuclei"] > 450 and lines[0].startswith("1,") and lines[-1].startswith(f"{single['nuclei']},")
+    label_in_parts(segmenter, mosaic, tmp_path / "parts", 3, ["labels", "centroids"])
+    assert (tmp_path / "parts" / "joined" / "mosaic.centroids.csv").read_text().splitlines() == lines
 
 
 def test_parts_of_an_image_replaced_since_are_not_joined(streaming_model, mosaic, tmp_path):

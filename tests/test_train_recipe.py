@@ -9,7 +9,7 @@ from scipy import ndimage as ndi
 from nucleoflow.augment import Augmentation
 from nucleoflow.crops import load_split, make_batch, resident
 from nucleoflow.dataset import build_dataset
-from nucleoflow.loss import loss_fn
+from nucleoflow.heads import get_head
 from nucleoflow.targets import BORDER, INTERIOR
 from nucleoflow.train import train
 
@@ -48,7 +48,8 @@ def test_weighted_border_loss_counts_border_errors_more():
     target[0, 2:6, 2:6], target[0, 3:5, 3:5] = BORDER, INTERIOR
     logits = torch.zeros(1, 3, 8, 8)  # uniform: every pixel equally wrong
     logits[:, INTERIOR] = 2.0  # border pixels called interior
-    assert loss_fn(logits, target, 3.0) > loss_fn(logits, target, 1.0)
+    loss = get_head("interior_border").loss
+    assert loss(logits, target, 3.0) > loss(logits, target, 1.0)
 
 
 def test_robust_recipe_trains_on_real_crops(data_dir, tmp_path):

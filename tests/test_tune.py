@@ -3,8 +3,9 @@
 import numpy as np
 from synthetic import discs, probabilities_from
 
+from nucleoflow.head import SIZE_GRID, THRESHOLD_GRID
 from nucleoflow.options import Thresholds, ThresholdSet
-from nucleoflow.tune import SIZE_GRID, THRESHOLD_GRID, tune_by_modality, tune_thresholds
+from nucleoflow.tune import tune_by_modality, tune_thresholds
 
 TRUTH = discs(radius=6, centres=[(y, x) for y in range(12, 120, 16) for x in range(12, 150, 16)])
 

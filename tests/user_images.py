@@ -41,9 +41,9 @@ class Segmented:
 
     def output(self, name):
         """The file of one of outputs.OUTPUTS."""
-        from nucleoflow.outputs import SUFFIXES
+        from nucleoflow.outputs import output_name
 
-        return self.out / f"{self.stem}{SUFFIXES[name]}"
+        return self.out / output_name(self.stem, name)
 
 
 def non_decreasing_map(values, shown):

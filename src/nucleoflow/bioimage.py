@@ -16,7 +16,6 @@ from .engine import _Probabilities, export_onnx
 from .model import load_model
 from .normalize import normalize
 
-CLASSES = ["background", "interior", "border"]  # targets.py's class order
 # What the spec cannot say about our preprocessing, for the description.
 NOT_IN_SPEC = (
     "Gray images go in as 3 identical channels. Images with a bright background (brightfield, H&E) "
@@ -25,12 +24,13 @@ NOT_IN_SPEC = (
 )
 
 
-def _cover(path, image, probabilities):
-    """Input beside the predicted classes (interior green, border red): 2:1, as the zoo shows covers."""
+def _cover(path, image, maps):
+    """Input beside the head's last two maps (red: last, green: the one before; interior_border:
+    border red, interior green): 2:1, as the zoo shows covers."""
     fig = Figure(figsize=(8, 4), dpi=100)
     left, right = fig.add_axes((0, 0, 0.5, 1)), fig.add_axes((0.5, 0, 0.5, 1))
     left.imshow(np.clip(image.transpose(1, 2, 0), 0, 1))
-    right.imshow(np.stack([probabilities[2], probabilities[1], np.zeros_like(probabilities[0])], axis=-1))
+    right.imshow(np.stack([maps[-1], maps[-2], np.zeros_like(maps[0])], axis=-1))
     for ax in (left, right):
         ax.axis("off")
     fig.savefig(path)
@@ -136,10 +136,10 @@ def write_package(model_path, test_image, out_dir, documentation=None, name="nuc
                 outputs=[
                     spec.OutputTensorDescr(
                         id=spec.TensorId("probabilities"),
-                        description="softmax probabilities of background, nucleus interior, nucleus border",
+                        description=network.head.description,
                         axes=[
                             spec.BatchAxis(),
-                            spec.ChannelAxis(channel_names=[spec.Identifier(c) for c in CLASSES]),
+                            spec.ChannelAxis(channel_names=[spec.Identifier(c) for c in network.head.outputs]),
                             *[
                             spec.SpaceOutputAxis(id=spec.AxisId(a), size=spec.SizeReference(tensor_id=spec.TensorId("image"), axis_id=spec.AxisId(a)))
                             for a in "yx"

@@ -15,10 +15,10 @@ from pathlib import Path
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from .errors import InputError, counted, spelled_as
-from .options import ENGINES, RANGES, Thresholds, Tiling
-from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES
+from .options import ENGINES, RANGES, THRESHOLD_NAMES, Thresholds, Tiling
+from .outputs import DEFAULT_OUTPUTS, OUTPUTS, output_name
 from .progress import PROGRESS
-from .reader import IMAGE_SUFFIXES, is_zarr
+from .reader import image_suffixes, is_zarr
 from .shipped import DEFAULT, model_path, shipped_models
 
 log = logging.getLogger("nucleoflow.cli")
@@ -92,13 +92,14 @@ def _add_segment(commands):
         help="folder for the results (created if missing; an image's existing results are replaced, an input never; "
         "one run at a time writes it, and the same command run again finishes a run that was stopped)",
     )
+    files = ", ".join(f"{name} ({output_name('<stem>', name)})" for name in OUTPUTS)
     io.add_argument(
         "--outputs",
         nargs="+",
-        choices=OUTPUTS,
+        choices=list(OUTPUTS),
         default=list(DEFAULT_OUTPUTS),
         metavar="NAME",
-        help=f"what to write per image, any of: {', '.join(f'{n} (<stem>{SUFFIXES[n]})' for n in OUTPUTS)} (default: {' '.join(DEFAULT_OUTPUTS)})",
+        help=f"what to write per image, any of: {files} (default: {' '.join(DEFAULT_OUTPUTS)})",
     )
     io.add_argument(
         "--pixel-size",
@@ -234,8 +235,8 @@ def _inputs(paths, list_images, skipped=None):
             images += list_images(path, "INPUT", skipped)
         elif not path.exists():
             raise InputError(path, "does not exist", "Give existing image files or folders as INPUT")
-        elif path.suffix.lower() not in IMAGE_SUFFIXES:
-            raise InputError(path, f"is not an image this tool reads ({', '.join(IMAGE_SUFFIXES)}, .zarr)", "Give image files or folders of them")
+        elif path.suffix.lower() not in image_suffixes():
+            raise InputError(path, f"is not an image this tool reads ({', '.join(image_suffixes())}, .zarr)", "Give image files or folders of them")
         else:
             images.append(path)
     return images
@@ -257,7 +258,7 @@ def _segment(args):
     remedy = "Write the outputs elsewhere: choose an -o folder that holds no input"
     check_targets(run_targets(images, args.output, args.outputs), [*args.inputs, *images], remedy)
     tiling = {f.name: getattr(args, f.name) for f in dataclasses.fields(Tiling)}
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Thresholds) if getattr(args, f.name) is not None}
+    overrides = {name: getattr(args, name) for name in THRESHOLD_NAMES if getattr(args, name) is not None}
     workers = args.workers or args.threads
     # Held from here, before the images are opened and the model loads: a second run into the
     # folder is refused at once, and one refused before writing leaves no folder it created.

@@ -1,4 +1,4 @@
-"""Training data: normalised images with their class targets, random crops (zoomed windows,
+"""Training data: normalised images with their head's targets, random crops (zoomed windows,
 kept on the GPU when training there), batches augmented on the training device."""
 
 import dataclasses
@@ -11,9 +11,9 @@ import tifffile
 import torch
 
 from .augment import Augmentation, colour_jitter, crop_window, zoom_to
+from .heads import DEFAULT, get_head
 from .normalize import normalize
 from .prepared import read_prepared
-from .targets import make_targets
 
 NO_AUGMENTATION = Augmentation.from_config(None)
 
@@ -23,7 +23,7 @@ class Example:
     id: str
     modality: str
     image: np.ndarray  # normalised float32 (3, H, W)
-    target: np.ndarray  # uint8 classes (H, W)
+    target: np.ndarray  # uint8 (H, W): the head's targets (Head.targets)
     labels: np.ndarray  # instance ids (H, W)
     # Where the original image starts in `image`, and its (H, W): `resident` examples are padded
     # once, up front, so that crops are plain slices on the device.
@@ -31,8 +31,10 @@ class Example:
     shape: tuple = None
 
 
-def load_split(data_dir, manifest, split, targets="inner_boundary"):
-    """The images of one split, normalised, with their `targets` kind (targets.KINDS)."""
+def load_split(data_dir, manifest, split, targets="inner_boundary", head=DEFAULT):
+    """The images of one split, normalised, with the targets of kind `targets` (train.targets)
+    that the head named `head` learns from."""
+    make_targets = get_head(head).targets
     examples = []
     for row in manifest[manifest["split"] == split].itertuples():
         labels = tifffile.imread(Path(data_dir) / row.labels)

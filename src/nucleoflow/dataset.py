@@ -16,7 +16,7 @@ import pandas as pd
 from .appearance import appearance, pixel_sample
 from .atomic import staging_dir, write_tiff
 from .errors import InputError
-from .reader import IMAGE_SUFFIXES, decode_image, open_bytes
+from .reader import decode_image, image_suffixes, open_bytes
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -143,13 +143,13 @@ def find_samples(archive):
     candidates = [
         (n, PurePosixPath(n).parts)
         for n in archive.names()
-        if n.lower().endswith(IMAGE_SUFFIXES) and not PurePosixPath(n).name.startswith(".")
+        if n.lower().endswith(image_suffixes()) and not PurePosixPath(n).name.startswith(".")
     ]
     layout = "folder" if any(len(p) >= 2 and p[-2] == "labels" for _, p in candidates) else "kaggle"
     for name in archive.names():  # files where images belong that are not images: never silently
         parts = PurePosixPath(name).parts
-        if len(parts) >= 2 and parts[-2] in ("images", "labels", "masks") and not name.lower().endswith(IMAGE_SUFFIXES) and not parts[-1].startswith("."):
-            log.warning("%s:%s: skipped, not an image this tool reads (%s)", archive.path, name, ", ".join(IMAGE_SUFFIXES))
+        if len(parts) >= 2 and parts[-2] in ("images", "labels", "masks") and not name.lower().endswith(image_suffixes()) and not parts[-1].startswith("."):
+            log.warning("%s:%s: skipped, not an image this tool reads (%s)", archive.path, name, ", ".join(image_suffixes()))
     by_id = {}
     for name, parts in candidates:
         folder = parts[-2] if len(parts) >= 2 else None

@@ -20,6 +20,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .device import autocast, pick_device, torch_threads
 from .errors import setting
+from .heads import head_of
 from .model import load_model
 from .options import check_engine
 
@@ -29,12 +30,15 @@ BYTES_PER_PIXEL_PER_WIDTH = 27
 
 
 class _Probabilities(nn.Module):
+    """The network with its head's activation: the maps the head labels."""
+
     def __init__(self, model):
         super().__init__()
         self.model = model
+        self.head = head_of(model.config)
 
     def forward(self, x):
-        return torch.softmax(self.model(x), dim=1)
+        return self.head.activation(self.model(x))
 
 
 def fold_batchnorm(model):
@@ -51,7 +55,7 @@ def fold_batchnorm(model):
 
 
 def export_onnx(model, path_or_buffer, opset=17):
-    """Export the model (softmax included) with dynamic batch, height and width."""
+    """Export the model (its head's activation included) with dynamic batch, height and width."""
     model = _Probabilities(copy.deepcopy(model).cpu().eval())
     example = torch.zeros(1, model.model.config["in_channels"], 64, 64)
     axes = {0: "batch", 2: "height", 3: "width"}
@@ -71,11 +75,13 @@ def export_onnx(model, path_or_buffer, opset=17):
 
 
 class Engine:
-    """Callable: float32 (N, C, H, W) normalised images -> float32 (N, n_classes, H, W) probabilities."""
+    """Callable: float32 (N, C, H, W) normalised images -> float32 (N, n_classes, H, W) maps of
+    the model's head (head.py; probabilities for the shipped models)."""
 
     def __init__(self, model, metadata, name):
         self.multiple = model.multiple
         self.n_classes = model.config["n_classes"]
+        self.head = head_of(model.config)
         # Peak memory of a forward pass per input pixel (fp32 activations), measured (docs/notebook.md),
         # scaling with the width.
         self.bytes_per_pixel = BYTES_PER_PIXEL_PER_WIDTH * model.config["base_width"]

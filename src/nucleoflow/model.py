@@ -10,6 +10,7 @@ from torch import nn
 from .atomic import atomic_path
 from .device import prepare
 from .errors import InputError, setting
+from .heads import DEFAULT, HEADS, head_of
 from .shipped import model_path
 
 
@@ -37,11 +38,12 @@ def _block(cin, cout, norm):
 
 
 class UNet(nn.Module):
-    """`depth` poolings; widths base_width * 2**level; input sides must be multiples of 2**depth."""
+    """`depth` poolings; widths base_width * 2**level; input sides must be multiples of 2**depth.
+    head: the name of what its n_classes outputs mean (heads.py), kept in its config."""
 
-    def __init__(self, in_channels=3, n_classes=3, depth=4, base_width=16, norm="batch"):
+    def __init__(self, in_channels=3, n_classes=3, depth=4, base_width=16, norm="batch", head=DEFAULT):
         super().__init__()
-        self.config = dict(in_channels=in_channels, n_classes=n_classes, depth=depth, base_width=base_width, norm=norm)
+        self.config = dict(in_channels=in_channels, n_classes=n_classes, depth=depth, base_width=base_width, norm=norm, head=head)
         widths = [base_width * 2**level for level in range(depth + 1)]
         self.down = nn.ModuleList([_block(in_channels, widths[0], norm)])
         self.down.extend(_block(widths[i], widths[i + 1], norm) for i in range(depth))
@@ -81,10 +83,16 @@ def not_a_model(more=""):
 
 
 # What a model file may ask for: the architectures this pipeline trains (config/schema), the
-# network input of reader.RegionSource.read (3 channels) and the 3 classes of targets.py.
+# network input of reader.RegionSource.read (3 channels), a registered head and its outputs.
 MODEL_LIMITS = {"depth": (1, 6), "base_width": (4, 128)}
 NORMS = ("batch", "instance", "group", "none")
-IN_CHANNELS, N_CLASSES = 3, 3
+IN_CHANNELS = 3
+
+
+def build_unet(model_cfg):
+    """A fresh U-Net of the config's model section (depth, base_width, norm, head), with as many
+    outputs as its head has."""
+    return UNet(n_classes=head_of(model_cfg).n_outputs, **model_cfg)
 
 
 def check_model_config(config, path):
@@ -93,7 +101,7 @@ def check_model_config(config, path):
     remedy = f"Point {key}{' (or train.init_model)' if key == 'segment.model' else ''} at a model.pt written by this pipeline's train rule"
     if not isinstance(config, dict):
         raise InputError(path, f"holds no model configuration (found {type(config).__name__})", remedy)
-    unknown = set(config) - {"in_channels", "n_classes", "depth", "base_width", "norm"}
+    unknown = set(config) - {"in_channels", "n_classes", "depth", "base_width", "norm", "head"}
     if unknown:
         raise InputError(path, f"asks for unknown model settings {sorted(unknown)}", remedy)
     for key, (low, high) in MODEL_LIMITS.items():
@@ -102,12 +110,16 @@ def check_model_config(config, path):
             raise InputError(path, f"asks for a U-Net with {key} = {value!r}, outside {low}-{high}", remedy)
     if config.get("norm") not in NORMS:
         raise InputError(path, f"asks for the unknown normalisation {config.get('norm')!r}", remedy)
-    for key, expected, what in (("in_channels", IN_CHANNELS, "input channels"), ("n_classes", N_CLASSES, "output classes")):
+    name = config.get("head", DEFAULT)
+    if name not in HEADS:
+        raise InputError(path, f"asks for the unknown head {name!r} (this version of nucleoflow knows {', '.join(HEADS)})", remedy)
+    head = HEADS[name]
+    for key, expected, what in (("in_channels", IN_CHANNELS, "input channels"), ("n_classes", head.n_outputs, "outputs")):
         if config.get(key, expected) != expected:
             raise InputError(
                 path,
-                f"is a network with {config.get(key)} {what}; this pipeline feeds {IN_CHANNELS} channels (gray or RGB) and reads "
-                f"{N_CLASSES} classes (background, interior, border)",
+                f"is a network with {config.get(key)} {what}; this pipeline feeds {IN_CHANNELS} channels (gray or RGB) and its "
+                f"{name} head reads {head.n_outputs} ({', '.join(head.outputs)})",
                 remedy,
             )
 

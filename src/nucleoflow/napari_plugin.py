@@ -24,11 +24,13 @@ from superqt.utils import ensure_main_thread
 
 from .errors import UserError
 from .measure import measure
-from .reader import RegionSource, _tiff_layout
+from .region import RegionSource
 from .segment import output_stem
 from .shipped import DEFAULT, model_path, shipped_models
+from .tiff_reader import FORMAT as TIFF
+from .tiff_reader import tiff_layout
 
-TIFF_SUFFIXES = (".tif", ".tiff")
+TIFF_SUFFIXES = TIFF.suffixes
 MICROMETRE = {"micrometer", "micrometre", "micron", "µm", "um"}
 
 
@@ -90,7 +92,7 @@ def labels_data(path):
     lazily through zarr, for napari's multiscale; the pixel size as reader.open_image reads it
     (OME metadata, else the resolution tags)."""
     with tifffile.TiffFile(path) as tif:
-        pixel_size = _tiff_layout(tif, str(path))[5]
+        pixel_size = tiff_layout(tif, str(path))[5]
         levels = len(tif.series[0].levels)
         if levels == 1:
             return tif.series[0].asarray(), False, pixel_size

@@ -186,20 +186,27 @@ SPLIT_ABOVE_MP = 64
 
 @dataclass(frozen=True)
 class Thresholds:
-    """postprocess.instances(): seeds are connected regions of P(interior) > seed_threshold at
-    least min_seed_area pixels large, grown over P(interior) + P(border) > foreground_threshold;
-    nuclei under min_area pixels are dropped."""
+    """postprocess.instances(): seeds are connected regions above seed_threshold at least
+    min_seed_area pixels large, grown over the foreground above foreground_threshold; nuclei under
+    min_area pixels are dropped. Which maps they cut is the model's head's (head.py; the default,
+    interior_border: P(interior) seeds, P(interior) + P(border) foreground): a model's thresholds
+    carry its head, taken from its config, never an option."""
 
     seed_threshold: float = 0.5
     foreground_threshold: float = 0.5
     min_seed_area: int = 4
     min_area: int = 10
+    head: str = field(default="interior_border", metadata={"option": False})  # heads.DEFAULT
 
     def __post_init__(self):
-        check_ranges(**_fields(self))
+        check_ranges(**self.values())
+
+    def values(self):
+        """The thresholds themselves, without the head: what users set and cards and tune record."""
+        return {name: getattr(self, name) for name in THRESHOLD_NAMES}
 
 
-THRESHOLD_NAMES = tuple(f.name for f in dataclasses.fields(Thresholds))
+THRESHOLD_NAMES = tuple(f.name for f in dataclasses.fields(Thresholds) if f.metadata.get("option", True))
 
 
 def split_options(options):
@@ -234,15 +241,17 @@ class ThresholdSet:
         return ThresholdSet(dataclasses.replace(self.default, **overrides), MappingProxyType(own), None)
 
     def to_json(self):
-        """The layout tune writes and the model card keeps: global fields, per-modality ones under "modality"."""
-        values = dataclasses.asdict(self.default)
+        """The layout tune writes and the model card keeps: global fields, per-modality ones under
+        "modality" (the head is the model's: its config says it)."""
+        values = self.default.values()
         if self.modality:
-            values["modality"] = {m: dataclasses.asdict(t) for m, t in self.modality.items()}
+            values["modality"] = {m: t.values() for m, t in self.modality.items()}
         return values
 
     @classmethod
-    def from_json(cls, values, tuned_on=None):
-        values = dict(values)
+    def from_json(cls, values, tuned_on=None, head="interior_border"):
+        """The set to_json wrote, for a model of `head` (its config's)."""
+        values = {**values, "head": head}
         modalities = values.pop("modality", {})
         own = {m: Thresholds(**{**values, **t}) for m, t in modalities.items()}  # a modality's own values may be partial
         return cls(Thresholds(**values), MappingProxyType(own), tuned_on)

@@ -1,9 +1,10 @@
-"""Class probabilities -> instance labels by seeded watershed."""
+"""A head's maps -> instance labels, at given thresholds."""
 
+from .heads import get_head
 from .options import Thresholds
-from .watershed import seeded_watershed
 
 
-def instances(probs, thresholds=Thresholds()):
-    """Instance labels (uint32, 0 = background) of (n_classes, H, W) probabilities at `thresholds`."""
-    return seeded_watershed(probs, thresholds.seed_threshold, thresholds.foreground_threshold, thresholds.min_seed_area, thresholds.min_area)
+def instances(maps, thresholds=Thresholds()):
+    """Instance labels (uint32, 0 = background) of a model's activated maps (n_outputs, H, W) at
+    `thresholds`, by the seeded watershed of their head (thresholds.head)."""
+    return get_head(thresholds.head).instances(maps, **thresholds.values())

@@ -23,11 +23,12 @@ from .formats import write_label_ome_tiff
 from .journal import JOURNAL, Journal
 from .lock import folder_lock
 from .options import SPLIT_ABOVE_MP, ThresholdSet, check_ranges, split_options
-from .outputs import DEFAULT_OUTPUTS, OUTPUTS, SUFFIXES, NucleusOutputs, channel_planes, write_image_outputs
+from .outputs import DEFAULT_OUTPUTS, OUTPUT_TYPES, OUTPUTS, NucleusOutputs, channel_planes, in_parts, output_name, write_image_outputs
 from .overlay import INDEX, write_index
 from .pool import Workers
 from .progress import LOG_INTERVAL_S, progress
-from .reader import IMAGE_SUFFIXES, array_source, file_fingerprint, image_entries, image_size, open_image
+from .reader import file_fingerprint, image_entries, image_size, image_suffixes, open_image
+from .region import array_source
 from .shards import PART, PARTS, merge_parts, part_rows, read_parts
 from .shipped import model_path as shipped_model_path
 from .sizing import plan
@@ -81,7 +82,7 @@ class Segmenter:
         self.model = str(model_path)
         self.metadata = self.engine.metadata
         card = self.metadata.get("postprocess")
-        tuned = ThresholdSet.from_json(card, self.metadata.get("postprocess_tuned_on")) if card else ThresholdSet()
+        tuned = ThresholdSet.from_json(card or {}, self.metadata.get("postprocess_tuned_on"), self.engine.head.name)
         self.thresholds = tuned.with_overrides(**overrides)
         # Nucleus diameter in px (0: estimated by a first pass) and the sizes the model knows.
         self.diameter = diameter
@@ -246,7 +247,7 @@ class Segmenter:
             **size.about(),
             "caution": "; ".join(filter(None, (note, size.note))),
         }
-        return {**about, **dataclasses.asdict(thresholds)}
+        return {**about, **thresholds.values()}
 
     def to_part(self, image_path, part_dir, outputs, part, pixel_size_um=None, tiles=None):
         """Label part (k, n) of a huge image file, its band of block rows (blocks.label_bands), into
@@ -267,7 +268,7 @@ class Segmenter:
             pixel_size_um, pixel_source = self._pixel_size(source, pixel_size_um)
             note = self.caution(source)
             with staging_dir(part_dir) as tmp:
-                paths = {name: tmp / f"{PART}{SUFFIXES[name]}" for name in outputs if name not in ("ome_zarr", "overlay")}  # made by the join
+                paths = {name: tmp / output_name(PART, name) for name in in_parts(outputs)}  # the join makes the others
                 nuclei = NucleusOutputs(paths, channel_planes(source), list(source.channel_names), pixel_size_um)
                 blocks = []  # [first label, y0, x0, y1, x1] of each block's region
 
@@ -332,7 +333,7 @@ def list_images(folder, setting, skipped=None):
         raise InputError(folder, f"cannot be listed ({exc.strerror})", f"Set {setting} to a readable folder of images") from exc
     if not images:
         found = f"holds no images ({len(others)} other entries: {', '.join(p.name for p, _ in others[:5])})" if others else "is empty"
-        raise InputError(folder, found, f"Put images ({', '.join(IMAGE_SUFFIXES)} or OME-Zarr .zarr folders) in it, or set {setting} to another folder")
+        raise InputError(folder, found, f"Put images ({', '.join(image_suffixes())} or OME-Zarr .zarr folders) in it, or set {setting} to another folder")
     for path, reason in others:
         log.warning("%s: skipped, %s", path, reason)
     if skipped is not None:
@@ -351,7 +352,7 @@ def image_targets(image, out_dir, outputs, stem=None):
     out_dir/<stem><suffix>, the stem output_stem(image) unless given."""
     check_outputs(outputs, "outputs")
     stem = stem or output_stem(image)
-    return [(Path(out_dir) / f"{stem}{SUFFIXES[name]}", f"the {name} of {image}") for name in outputs]
+    return [(Path(out_dir) / output_name(stem, name), f"the {name} of {image}") for name in outputs]
 
 
 def run_targets(images, out_dir, outputs):
@@ -361,7 +362,10 @@ def run_targets(images, out_dir, outputs):
     return [target for path in images for target in image_targets(path, out_dir, outputs)] + run
 
 
-CLASH_REMEDY = f"Rename one of the images: an image <stem> gets <stem>{', <stem>'.join(SUFFIXES.values())} (the outputs chosen); the run writes {SUMMARY}"
+CLASH_REMEDY = (
+    f"Rename one of the images: an image <stem> gets <stem>{', <stem>'.join(t.suffix for t in OUTPUT_TYPES.values())} (the outputs chosen); "
+    f"the run writes {SUMMARY}"
+)
 
 
 def check_targets(targets, inputs, remedy):
@@ -472,7 +476,7 @@ def _version():
 
 def overlay_name(image):
     """The file name of the overlay of an image (its name in summary.csv)."""
-    return f"{output_stem(image)}{SUFFIXES['overlay']}"
+    return output_name(output_stem(image), "overlay")
 
 
 def segment_folder(
@@ -547,7 +551,7 @@ def gather_shards(shard_dirs, out_dir):
     inputs = list(shard_dirs)
     for stem, dirs in parts.items():
         first = read_parts(dirs)[0]  # the joins read the split images again
-        targets += [(Path(out_dir) / f"{stem}{SUFFIXES[name]}", f"the {name} joined from the parts of {first['image']}") for name in first["outputs"]]
+        targets += [(Path(out_dir) / output_name(stem, name), f"the {name} joined from the parts of {first['image']}") for name in first["outputs"]]
         inputs.append(first["image"])
     check_targets(targets, inputs, "Choose an out_dir that holds none of the shards' folders and no image")
     with staging_dir(out_dir) as tmp:

@@ -28,7 +28,7 @@ import tifffile
 from .errors import counted
 from .formats import TIFF_TILE
 from .infer import tile_grid, uses_tta
-from .outputs import SUFFIXES, area_summary, write_image_outputs
+from .outputs import area_summary, output_name, write_image_outputs
 from .reader import open_image
 
 log = logging.getLogger(__name__)
@@ -160,10 +160,10 @@ def _merged_bands(parts, width, nuclei, counts):
             window = lut[stored[:reach]]
             window[: len(pending)][taken] = pending[taken]
             again = _measured_again(part, trimmed, lut[trimmed], window, top, nuclei)
-            for nucleus in nuclei.read({name: part["dir"] / f"{PART}{SUFFIXES[name]}" for name in part["outputs"]}, areas):
+            for nucleus in nuclei.read({name: part["dir"] / output_name(PART, name) for name in part["outputs"]}, areas):
                 label = int(lut[nucleus.label])
                 if label:
-                    nuclei.add(again.get(label) or nucleus.relabelled(label))
+                    nuclei.add(again.get(label) or nuclei.relabelled(nucleus, label))
             offset += np.count_nonzero(~dropped)
             counts["trimmed"] += len(trimmed)
             counts["dropped"] += np.count_nonzero(dropped)

@@ -1,4 +1,5 @@
-"""Instance labels -> per-pixel classes the network learns: background, interior, border.
+"""Instance labels -> per-pixel classes the interior_border head (interior_border.py) learns:
+background, interior, border.
 
 Two kinds of targets:
 - `inner_boundary`: every nucleus's own inner boundary is BORDER, so touching nuclei are split

@@ -1,7 +1,8 @@
 """The training loop: epochs of random augmented crops, validation, checkpoints, the best model.
 
 Its parts live beside it: crops (data, crops, batches) with augment (zoom and colour
-augmentation), loss (loss and optimisation step),
+augmentation), head (what the network predicts: targets, loss, validation labelling; heads
+registers them), loss (the optimisation step),
 schedule (the train config, learning rate, budget, ETA), validation (the score that picks the
 best epoch), checkpoint (resumable state, the finished model) and launch (distributed
 processes). The workflow's train rule depends on these, the network (model.py) and what they
@@ -29,11 +30,12 @@ from .checkpoint import fingerprint, load_checkpoint, save_best, save_checkpoint
 from .crops import load_split, make_batch, resident, sampling_weights, validation_crops
 from .device import autocast, prepare, seeded, torch_threads
 from .errors import InputError
+from .head import Head
+from .heads import head_of
 from .launch import joined, launch
-from .loss import FINITE_CHECK_STEPS, check_finite, loss_fn, train_step
-from .model import UNet, load_model
+from .loss import FINITE_CHECK_STEPS, check_finite, train_step
+from .model import build_unet, load_model
 from .schedule import PROBE_STEPS, Clock, Training, fit_schedule, lr_at, synchronize
-from .targets import N_CLASSES
 from .validation import validation_dsb
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,12 @@ class Data:
     weights: np.ndarray  # sampling probability of each training example
     val_crops: list  # (image, target, labels) centre crops; rank 0 only
     augmentation: Augmentation
+    head: Head
+    border_weight: float
+
+    def loss(self, logits, targets):
+        """The training loss of the head (train.border_weight on its border class, if it has one)."""
+        return self.head.loss(logits, targets, self.border_weight)
 
 
 @dataclass
@@ -92,7 +100,7 @@ def _train_process(run, model_cfg, training, threads):
         rank = stack.enter_context(joined(run.log_path))
         stack.enter_context(seeded(training.seed, rank.device))
         stack.enter_context(_stop_on_sigterm(run.checkpoint_path))
-        data = _load_data(run.data_dir, training, rank)
+        data = _load_data(run.data_dir, training, rank, head_of(model_cfg))
         expected = fingerprint(run.data_dir, model_cfg, training)
         state = _initial_state(run, model_cfg, training, rank, expected)
         if training.budget_min:
@@ -105,7 +113,7 @@ def _train_process(run, model_cfg, training, threads):
             train_loss, lr = _train_epoch(net, state.optimizer, data, training, epoch, rank, clock)
             if rank.lead:
                 row = {"epoch": epoch, "train_loss": train_loss, "lr": lr, "started": started}
-                _end_epoch(state, row, data.val_crops, training, rank.device, run, expected)
+                _end_epoch(state, row, data, training, rank.device, run, expected)
             rank.barrier()
         if clock:
             clock.close()
@@ -116,10 +124,13 @@ def _train_process(run, model_cfg, training, threads):
         return state.history
 
 
-def _load_data(data_dir, training, rank):
+def _load_data(data_dir, training, rank, head):
+    problems = head.training_problems(training.targets, training.border_weight)
+    if problems:
+        raise ValueError("; ".join(problems))
     manifest = pd.read_csv(Path(data_dir) / "manifest.csv")
-    train_set = load_split(data_dir, manifest, "train", training.targets)
-    val_set = load_split(data_dir, manifest, "val", training.targets) if rank.lead else []
+    train_set = load_split(data_dir, manifest, "train", training.targets, head.name)
+    val_set = load_split(data_dir, manifest, "val", training.targets, head.name) if rank.lead else []
     if not train_set or (rank.lead and not val_set):
         raise ValueError(f"need train and val images, got {len(train_set)} and {len(val_set)}; use more images")
     if rank.lead:
@@ -128,12 +139,12 @@ def _load_data(data_dir, training, rank):
     weights = sampling_weights(train_set, training.modality_balance)
     if rank.device.type == "cuda":
         train_set = resident(train_set, rank.device, training.crop_size, augmentation)
-    return Data(train_set, weights, validation_crops(val_set, training.crop_size), augmentation)
+    return Data(train_set, weights, validation_crops(val_set, training.crop_size), augmentation, head, training.border_weight)
 
 
 def initial_model(model_cfg, init_model, device):
     """A fresh U-Net, or with init_model (a model.pt of this pipeline) its weights: fine-tuning."""
-    model = UNet(n_classes=N_CLASSES, **model_cfg)
+    model = build_unet(model_cfg)
     if init_model:
         source, _ = load_model(init_model)
         if source.config != model.config:
@@ -173,12 +184,12 @@ def _fit_to_budget(state, data, training, rank):
     step_s = 0.0
     for step, batch in enumerate(batches):
         timed = time.monotonic()
-        train_step(model, optimizer, *batch, rank.device, training.border_weight)
+        train_step(model, optimizer, *batch, rank.device, data.loss)
         synchronize(rank.device)
         step_s += (time.monotonic() - timed) / PROBE_STEPS if step else 0.0
     timed = time.monotonic()
     if rank.lead:
-        evaluate(model, data.val_crops, rank.device, training.batch_size)
+        evaluate(model, data.val_crops, rank.device, training.batch_size, data.head)
     validation_s = time.monotonic() - timed
     budget_s = training.budget_min * 60 - (time.monotonic() - started)
     samples = fit_schedule(training, step_s, budget_s, validation_s).samples_per_epoch
@@ -215,7 +226,7 @@ def _train_epoch(net, optimizer, data, training, epoch, rank, clock):
         for group in optimizer.param_groups:
             group["lr"] = lr
         # Summed on the device: a .item() per step would stall the GPU queue.
-        running += train_step(net, optimizer, *batch, rank.device, training.border_weight).detach()
+        running += train_step(net, optimizer, *batch, rank.device, data.loss).detach()
         if rank.device.type != "cuda" or step % FINITE_CHECK_STEPS == FINITE_CHECK_STEPS - 1 or step == steps - 1:
             check_finite(running, net, epoch, step)
         if clock:
@@ -224,8 +235,8 @@ def _train_epoch(net, optimizer, data, training, epoch, rank, clock):
 
 
 @torch.no_grad()
-def evaluate(model, crops, device, batch_size):
-    """(mean loss, mean DSB of validation.py's watershed) over validation crops."""
+def evaluate(model, crops, device, batch_size, head):
+    """(mean loss (unweighted), mean DSB of validation.py's score) over validation crops."""
     model.eval()
     losses, scores = [], []
     for i in range(0, len(crops), batch_size):
@@ -235,16 +246,16 @@ def evaluate(model, crops, device, batch_size):
         with autocast(device):
             logits = model(images)
         logits = logits.float()
-        losses.append(loss_fn(logits, targets).item() * len(chunk))
-        for probs, (_, _, labels) in zip(torch.softmax(logits, 1).cpu().numpy(), chunk):
-            scores.append(validation_dsb(labels, probs))
+        losses.append(head.loss(logits, targets).item() * len(chunk))
+        for maps, (_, _, labels) in zip(head.activation(logits).cpu().numpy(), chunk):
+            scores.append(validation_dsb(labels, maps, head))
     return sum(losses) / len(crops), float(np.mean(scores))
 
 
-def _end_epoch(state, row, val_crops, training, device, run, expected):
+def _end_epoch(state, row, data, training, device, run, expected):
     """Validate, checkpoint and log one finished epoch (rank 0); row: its epoch, train_loss, lr
     and start time. Updates state.history and state.best."""
-    val_loss, val_dsb = evaluate(state.model, val_crops, device, training.batch_size)
+    val_loss, val_dsb = evaluate(state.model, data.val_crops, device, training.batch_size, data.head)
     epoch = row["epoch"]
     entry = {"epoch": epoch, "train_loss": row["train_loss"], "val_loss": val_loss, "val_dsb": val_dsb, "lr": row["lr"]}
     entry["seconds"] = time.monotonic() - row["started"]

@@ -1,30 +1,21 @@
-"""The seeded watershed that turns class probabilities into nuclei, at given thresholds.
+"""The seeded watershed that turns a head's maps into nuclei: seeds grown over the foreground.
 
-Two callers: postprocess.instances (inference, at the model card's tuned thresholds) and
-validation.py (training's epoch score, at its own fixed ones). It lives apart from postprocess.py
-so that editing how predictions are labelled (folders, workers, blocks, tuning) never retrains,
-while an edit of this algorithm does: it scores the epochs a training keeps.
+Every head labels through grow_seeds (head.py): the heads differ in which maps give the seeds,
+the foreground and the relief the seeds grow down.
 """
 
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import relabel_sequential, watershed
 
-from .targets import BORDER, INTERIOR
 
-
-def seeded_watershed(probs, seed_threshold, foreground_threshold, min_seed_area, min_area):
-    """Seeds are nucleus interiors (borders excluded), grown over the foreground.
-
-    probs: (n_classes, H, W) softmax output. Seeds: P(interior) above seed_threshold, at least
-    min_seed_area pixels; grown over P(interior) + P(border) above foreground_threshold; nuclei
-    under min_area pixels dropped. Returns uint32 labels 1..N (0 = background).
-    """
-    interior = probs[INTERIOR]
-    foreground = (interior + probs[BORDER]) > foreground_threshold
-    seeds, _ = ndi.label(interior > seed_threshold)
+def grow_seeds(height, seeds, foreground, min_seed_area, min_area):
+    """Connected seed regions (4-connected, at least min_seed_area pixels) grown down the map
+    `height` over the foreground; nuclei under min_area pixels dropped. Returns uint32 labels
+    1..N (0 = background)."""
+    seeds, _ = ndi.label(seeds)
     seeds = _drop_small(seeds, min_seed_area)
-    labels = watershed(-interior, markers=seeds, mask=foreground | (seeds > 0))
+    labels = watershed(-height, markers=seeds, mask=foreground | (seeds > 0))
     return relabel_sequential(_drop_small(labels, min_area).astype(np.uint32))[0]
 
 

@@ -235,6 +235,9 @@ CONSUMERS = {
     "report": set(),
 }
 EVERY_RULE = set(CONSUMERS)
+HEAD_RULES = {"train", "predict", "tune", "tuned_model", "label", "package", "robustness"}
+# Reading images (reader.py and its format modules): not training, which reads the prepared data.
+READING_RULES = {"preprocess", "predict", "label", "report", "robustness"}
 
 # Issue 21, "reruns by effect": for every library module, the rules whose code it is (their
 # scripts import it, directly or through other modules). Editing it must rerun exactly these and
@@ -249,19 +252,29 @@ CODE_OF = {
     "logs": EVERY_RULE,
     "download": {"download"},
     "dataset": {"preprocess", "label", "report", "robustness"},
-    "reader": {"preprocess", "predict", "label", "report", "robustness"},
+    "reader": READING_RULES,
+    "region": READING_RULES,
+    "tiff_reader": READING_RULES,
+    "pil_reader": READING_RULES,
+    "zarr_reader": READING_RULES,
     "appearance": {"preprocess", "train", "predict", "label", "report", "package", "robustness"},
     "prepared": {"train", "predict", "tuned_model", "label", "report", "package", "robustness"},
     "normalize": {"train", "predict", "label", "package", "robustness"},
     "train": {"train"},
     "model": {"train", "predict", "tuned_model", "label", "package", "robustness"},
-    "targets": {"train", "tune", "label", "robustness"},
+    # What the network predicts (head.py): the heads registry is imported wherever a model is
+    # built or its maps are labelled, so an edit of any head reruns both sides.
+    "head": HEAD_RULES,
+    "heads": HEAD_RULES,
+    "interior_border": HEAD_RULES,
+    "distance": HEAD_RULES,
+    "targets": HEAD_RULES,
+    "watershed": HEAD_RULES,
     "loss": {"train"},
     "augment": {"train"},
     "crops": {"train"},
     "schedule": {"train"},
     "validation": {"train"},
-    "watershed": {"train", "tune", "label", "robustness"},
     "checkpoint": {"train"},
     "launch": {"train"},
     "device": {"train", "predict", "tuned_model", "label", "package", "robustness"},
@@ -346,7 +359,8 @@ def test_editing_reading_or_postprocessing_code_never_retrains():
     """The train rule's own code is none of these: only new data (preprocess) retrains."""
     for module in ("postprocess", "pool", "blocks", "segment", "options", "metrics", "curves", "report", "infer", "tune", "clobber", "formats"):
         assert "train" not in rerun(CODE_OF[module]), module
-    assert "train" not in CODE_OF["reader"] and "train" not in CODE_OF["dataset"]
+    for module in ("reader", "region", "tiff_reader", "pil_reader", "zarr_reader", "dataset"):
+        assert "train" not in CODE_OF[module], module
 
 
 def test_editing_a_script_reruns_its_rule_and_what_follows(smoke):

@@ -14,7 +14,6 @@ Writes, from the committed crops (.test/data/dsb2018_crops.zip) and the shipped 
 """
 
 import argparse
-import dataclasses
 import json
 import zipfile
 from pathlib import Path
@@ -27,7 +26,8 @@ from nucleoflow.infer import probabilities
 from nucleoflow.metrics import image_scores
 from nucleoflow.options import Thresholds
 from nucleoflow.postprocess import instances
-from nucleoflow.reader import RegionSource, decode_image, to_hwc
+from nucleoflow.reader import decode_image, to_hwc
+from nucleoflow.region import RegionSource
 from nucleoflow.segment import Segmenter
 
 HERE = Path(__file__).resolve().parent
@@ -77,7 +77,7 @@ def main():
     probs = probabilities(segmenter.engine, image, segmenter.tiling).astype(np.float16)
     tifffile.imwrite(HERE / "probs.tif", probs, compression="zlib")
     thresholds = [segmenter.thresholds_for(RegionSource(image, PROBS_STEM)), SEEDS_BELOW_FOREGROUND]
-    (HERE / "thresholds.json").write_text(json.dumps([dataclasses.asdict(t) for t in thresholds], indent=2) + "\n")
+    (HERE / "thresholds.json").write_text(json.dumps([t.values() for t in thresholds], indent=2) + "\n")
     labels = np.stack([instances(probs.astype(np.float32), t) for t in thresholds]).astype(np.uint16)
     tifffile.imwrite(HERE / "labels.tif", labels, compression="zlib")
     print(f"{PROBS_STEM}: {[int(p.max()) for p in labels]} nuclei")

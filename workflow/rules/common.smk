@@ -11,6 +11,7 @@ import yaml
 from nucleoflow.clobber import check_outside_results
 from nucleoflow.deps import script_files
 from nucleoflow.errors import InputError
+from nucleoflow.heads import get_head
 from nucleoflow import options
 from nucleoflow.atomic import MIN_FREE_MB
 from nucleoflow.logs import ERRORS_DIR
@@ -199,6 +200,9 @@ def contradictions(config):
             problems.append(
                 f"{key} ({value}) must be a multiple of 2**model.depth = {multiple}"
             )
+    problems += get_head(model["head"]).training_problems(
+        train["targets"], train["border_weight"]
+    )
     return problems
 
 

@@ -93,6 +93,8 @@ rule tune:
     resources:
         mem_mb=4000,
         runtime=60,
+    params:
+        head=config["model"]["head"],
     script:
         "../scripts/tune.py"
 
