@@ -11,7 +11,6 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from .head import Head
-from .watershed import grow_seeds
 
 # Targets are uint8: 0 background, 1 + round(STEPS * normalised distance) inside a nucleus.
 STEPS = 254
@@ -67,9 +66,9 @@ class Distance(Head):
         dice = (2 * (p * foreground).sum() + 1) / (p.sum() + foreground.sum() + 1)
         return bce + inside + (1 - dice)
 
-    def instances(self, maps, seed_threshold, foreground_threshold, min_seed_area, min_area):
+    def watershed_inputs(self, maps, seed_threshold, foreground_threshold):
         foreground, distance = maps[0] > foreground_threshold, maps[1]
-        return grow_seeds(distance, (distance > seed_threshold) & foreground, foreground, min_seed_area, min_area)
+        return distance, (distance > seed_threshold) & foreground, foreground
 
 
 HEAD = Distance()

@@ -2,8 +2,9 @@
 
 Everything that depends on the meaning of the network's output channels lives in a Head (as in
 stardist's Config2D or nnU-Net's LabelManager): how many there are, the activation applied to
-them (exported with the network), the training targets and loss, the seeded watershed that turns
-the activated maps into instance labels, training's fixed validation thresholds and tune's grids.
+them (exported with the network), the training targets and loss, which of the activated maps
+give the seeds, the foreground and the relief that the seeded watershed (watershed.py) grows into
+instance labels, training's fixed validation thresholds and tune's grids.
 A model file names its head in its config ("head"; heads.py registers them), so whoever loads a
 model knows how to read it. Adding a head is one module plus one line in heads.py.
 
@@ -13,11 +14,14 @@ head of vector outputs (flows) would also have to turn its vectors back.
 
 Heads never import torch: activation and loss use the methods of the tensors they are given,
 so a head module imports where labelling runs without torch (the tune and evaluate rules' envs).
+Nor do they import the watershed: training uses a head's targets and loss, labelling its maps,
+so an edit of the watershed reruns labelling and the choice of training's best epoch, never the
+training epochs themselves (the workflow's train and best_epoch rules).
 """
 
 import numpy as np
 
-# The thresholds every head's instances() takes (options.Thresholds), searched by tune in two
+# The thresholds every head is labelled at (watershed.instances) (options.Thresholds), searched by tune in two
 # stages (thresholds, then size filters at the best thresholds): 42 + 16 points instead of 672,
 # as the size filters barely interact with the thresholds.
 THRESHOLD_GRID = {"seed_threshold": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9], "foreground_threshold": [0.3, 0.4, 0.5, 0.6, 0.7, 0.8]}
@@ -49,7 +53,7 @@ class Head:
         return []
 
     def activation(self, logits):
-        """torch (N, n_outputs, H, W) network outputs -> the maps instances() labels (a tensor)."""
+        """torch (N, n_outputs, H, W) network outputs -> the maps that are labelled (a tensor)."""
         raise NotImplementedError
 
     def targets(self, labels: np.ndarray, kind: str) -> np.ndarray:
@@ -62,6 +66,8 @@ class Head:
         targets (N, H, W)."""
         raise NotImplementedError
 
-    def instances(self, maps: np.ndarray, seed_threshold: float, foreground_threshold: float, min_seed_area: int, min_area: int) -> np.ndarray:
-        """uint32 instance labels (0 = background) of numpy activated maps (n_outputs, H, W)."""
+    def watershed_inputs(self, maps: np.ndarray, seed_threshold: float, foreground_threshold: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(relief, seeds, foreground) of numpy activated maps (n_outputs, H, W): the float map
+        the seeds grow down, the boolean seed pixels and the boolean foreground they grow over
+        (watershed.instances labels them)."""
         raise NotImplementedError

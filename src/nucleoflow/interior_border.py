@@ -7,7 +7,6 @@ above foreground_threshold.
 
 from .head import Head
 from .targets import BORDER, INTERIOR, KINDS, N_CLASSES, make_targets
-from .watershed import grow_seeds
 
 
 class InteriorBorder(Head):
@@ -36,12 +35,11 @@ class InteriorBorder(Head):
         dice = (2 * inter + 1) / (probs.sum(dims) + onehot.sum(dims) + 1)
         return ce + (1 - dice[1:]).mean()
 
-    def instances(self, maps, seed_threshold, foreground_threshold, min_seed_area, min_area):
-        """Seeds: P(interior) above seed_threshold, at least min_seed_area pixels; grown over
-        P(interior) + P(border) above foreground_threshold; nuclei under min_area pixels dropped."""
+    def watershed_inputs(self, maps, seed_threshold, foreground_threshold):
+        """Seeds: P(interior) above seed_threshold, grown down P(interior) over P(interior) +
+        P(border) above foreground_threshold."""
         interior = maps[INTERIOR]
-        foreground = (interior + maps[BORDER]) > foreground_threshold
-        return grow_seeds(interior, interior > seed_threshold, foreground, min_seed_area, min_area)
+        return interior, interior > seed_threshold, (interior + maps[BORDER]) > foreground_threshold
 
 
 HEAD = InteriorBorder()

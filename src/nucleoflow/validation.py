@@ -9,8 +9,9 @@ or of a head reruns training, which may then keep another epoch.
 """
 
 from .scores import image_scores
+from .watershed import instances
 
 
 def validation_dsb(labels, maps, head):
     """The DSB score of one validation crop: its true labels against the nuclei in `maps`."""
-    return image_scores(labels, head.instances(maps, **head.validation))["dsb"]
+    return image_scores(labels, instances(head, maps, **head.validation))["dsb"]

@@ -1,12 +1,20 @@
 """The seeded watershed that turns a head's maps into nuclei: seeds grown over the foreground.
 
-Every head labels through grow_seeds (head.py): the heads differ in which maps give the seeds,
-the foreground and the relief the seeds grow down.
+Every head is labelled here (instances): the heads differ only in which of their maps give the
+seeds, the foreground and the relief the seeds grow down (Head.watershed_inputs).
 """
 
 import numpy as np
 from scipy import ndimage as ndi
 from skimage.segmentation import relabel_sequential, watershed
+
+
+def instances(head, maps, seed_threshold, foreground_threshold, min_seed_area, min_area):
+    """uint32 instance labels (0 = background) of a head's numpy activated maps (n_outputs, H, W):
+    its seeds (at least min_seed_area pixels) grown down its relief over its foreground; nuclei
+    under min_area pixels dropped."""
+    relief, seeds, foreground = head.watershed_inputs(maps, seed_threshold, foreground_threshold)
+    return grow_seeds(relief, seeds, foreground, min_seed_area, min_area)
 
 
 def grow_seeds(height, seeds, foreground, min_seed_area, min_area):
