@@ -38,7 +38,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from train_shipped import config_sections, parse_sets, save_best_from_checkpoint
+from train_shipped import config_sections, parse_sets, train_and_pick
 
 from nucleoflow.device import pick_device
 from nucleoflow.engine import load_engine
@@ -52,7 +52,6 @@ from nucleoflow.scale import training_sizes
 from nucleoflow.schedule import Training
 from nucleoflow.segment import Segmenter
 from nucleoflow.shipped import model_path
-from nucleoflow.train import train
 from nucleoflow.tune import tune_by_modality
 
 log = logging.getLogger("train_candidates")
@@ -144,10 +143,7 @@ def train_candidate(name, overrides, args, model_cfg, base_cfg, device, share_s)
         cfg = dataclasses.replace(cfg, learning_rate=cfg.learning_rate * (args.batch_size / cfg.batch_size) ** 0.5, batch_size=args.batch_size)
     log.info("%s on %s: %s", name, device, json.dumps(dataclasses.asdict(cfg)))
     started = time.monotonic()
-    try:
-        history = train(args.data, out / "model.pt", out / "history.csv", out / "checkpoint.pt", model_cfg, cfg, threads=args.threads)
-    except SystemExit:
-        history = save_best_from_checkpoint(out / "checkpoint.pt", model_cfg, out / "model.pt", cfg, device)
+    history = train_and_pick(args.data, out, model_cfg, cfg, args.threads)
     seconds = time.monotonic() - started
     _, crops = crops_seen(out, len(history))
     log.info("%s: trained %d crops in %.0f s", name, crops, seconds)

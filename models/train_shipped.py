@@ -5,8 +5,9 @@
 How src/nucleoflow/models/dsb2018_unet was trained on a GPU lent for minutes, without Snakemake there. It runs
 the train rule's code (nucleoflow.train.train) with config/config.yaml's model and train
 settings and the budget as train.budget_min: the first steps are timed on this device and
-samples_per_epoch is set so that the epochs fill the budget. On SIGTERM (e.g. `timeout`) the best model so far is
-saved from the checkpoint. The result then goes through the workflow's tune, evaluate and
+samples_per_epoch is set so that the epochs fill the budget; then the best_epoch rule's code
+(nucleoflow.best_epoch.pick_best) picks the model. On SIGTERM (e.g. `timeout`) the best of the
+epochs saved so far is the model. The result then goes through the workflow's tune, evaluate and
 package rules (see src/nucleoflow/models/dsb2018_unet/README.md).
 """
 
@@ -17,31 +18,33 @@ import logging
 import time
 from pathlib import Path
 
+import pandas as pd
 import torch
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 
-from nucleoflow.checkpoint import save_best  # noqa: E402
+from nucleoflow.best_epoch import pick_best  # noqa: E402
 from nucleoflow.device import pick_device  # noqa: E402
 from nucleoflow.logs import setup_logging  # noqa: E402
-from nucleoflow.model import build_unet  # noqa: E402
 from nucleoflow.schedule import Training  # noqa: E402
 from nucleoflow.train import train  # noqa: E402
 
 log = logging.getLogger("train_shipped")
 
 
-def save_best_from_checkpoint(checkpoint, model_cfg, model_path, train_cfg, device):
-    """After SIGTERM: the best epoch so far, from the last checkpoint, saved as a finished model;
-    returns the history of the epochs run."""
-    state = torch.load(checkpoint, map_location="cpu", weights_only=True)
-    best = state["best"]
-    if state.get("samples_per_epoch"):  # fitted to train.budget_min
-        train_cfg = dataclasses.replace(train_cfg, samples_per_epoch=state["samples_per_epoch"])
-    save_best(build_unet(model_cfg), best, state["history"], model_path, device, 1, train_cfg, stopped_after_epoch=state["epoch"])
-    log.warning("stopped after epoch %d of %d; saved the best one (%d, val_dsb %.4f)", state["epoch"], train_cfg.epochs, best["epoch"], best["val_dsb"])
-    return state["history"]
+def train_and_pick(data, out, model_cfg, train_cfg, threads):
+    """train, then pick_best: out/model.pt and out/history.csv (the epochs' weights in out/epochs).
+    After SIGTERM, the best of the epochs saved so far (out/training), its card saying where the
+    run stopped. Returns the history of the epochs run."""
+    out = Path(out)
+    try:
+        train(data, out / "epochs", out / "training", model_cfg, train_cfg, threads=threads)
+        return pick_best(out / "epochs", data, out / "model.pt", out / "history.csv", threads=threads)
+    except SystemExit:
+        stopped = len(pd.read_csv(out / "training" / "history.csv"))
+        log.warning("stopped after epoch %d of %d; the best of those epochs is the model", stopped, train_cfg.epochs)
+        return pick_best(out / "training", data, out / "model.pt", out / "history.csv", threads=threads, stopped_after_epoch=stopped)
 
 
 def parse_sets(sets):
@@ -81,12 +84,8 @@ def main():
         torch.backends.cudnn.benchmark = True
     train_cfg = Training(**{**train_cfg, "budget_min": args.budget_s / 60})
     log.info("device %s: %s", device, json.dumps(dataclasses.asdict(train_cfg)))
-    checkpoint = out / "checkpoint.pt"
     started = time.monotonic()
-    try:
-        train(args.data, out / "model.pt", out / "history.csv", checkpoint, model_cfg, train_cfg, threads=args.threads)
-    except SystemExit:
-        save_best_from_checkpoint(checkpoint, model_cfg, out / "model.pt", train_cfg, device)
+    train_and_pick(args.data, out, model_cfg, train_cfg, args.threads)
     log.info("training took %.0f s", time.monotonic() - started)
 
 

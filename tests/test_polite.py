@@ -51,10 +51,10 @@ def test_decoding_and_plotting_leave_pillow_and_matplotlib_alone(tmp_path):
     run(f"""
         import io, sys, numpy as np, pandas as pd, PIL.Image, matplotlib
         before = (PIL.Image.MAX_IMAGE_PIXELS, backend(matplotlib))
-        from nucleoflow.reader import decode_image
+        from nucleoflow.decode import decode_image
         from nucleoflow.curves import plot_history
         buf = io.BytesIO(); PIL.Image.fromarray(np.zeros((8, 8), np.uint8)).save(buf, "PNG")
-        assert decode_image(buf.getvalue(), "a.png").shape == (8, 8, 1)  # the network channels (reader.open_bytes)
+        assert decode_image(buf.getvalue(), "a.png").shape == (8, 8, 1)  # the network channels (decode.open_bytes)
         history = pd.DataFrame({{"epoch": [1, 2], "train_loss": [1, .5], "val_loss": [1, .6], "val_dsb": [.1, .2]}})
         plot_history(history, {str(tmp_path / "curves.png")!r})
         assert (PIL.Image.MAX_IMAGE_PIXELS, backend(matplotlib)) == before
@@ -96,6 +96,7 @@ def test_training_restores_signal_handler_threads_and_random_state(crops_zip, tm
         import signal, torch
         from nucleoflow.dataset import build_dataset
         from nucleoflow.train import train
+        from nucleoflow.best_epoch import pick_best
         mine = lambda signum, frame: None
         signal.signal(signal.SIGTERM, mine)
         torch.set_num_threads(3)
@@ -104,7 +105,8 @@ def test_training_restores_signal_handler_threads_and_random_state(crops_zip, tm
         build_dataset({str(crops_zip)!r}, {str(tmp_path / "data")!r}, max_images=6, seed=1, val_fraction=0.3, test_fraction=0.2)
         training = dict(epochs=1, samples_per_epoch=8, batch_size=4, crop_size=64, learning_rate=1e-3, weight_decay=0.0, modality_balance=0.5, seed=0)
         out = {str(tmp_path)!r}
-        train(out + "/data", out + "/model.pt", out + "/history.csv", out + "/checkpoint.pt", dict(depth=2, base_width=4, norm="batch"), training, threads=1)
+        train(out + "/data", out + "/epochs", out + "/training", dict(depth=2, base_width=4, norm="batch"), training, threads=1)
+        pick_best(out + "/epochs", out + "/data", out + "/model.pt", out + "/history.csv", threads=1)
         assert signal.getsignal(signal.SIGTERM) is mine
         assert torch.get_num_threads() == 3
         assert torch.equal(torch.get_rng_state(), state)

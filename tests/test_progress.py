@@ -58,8 +58,8 @@ def test_training_tells_how_long_the_default_schedule_takes_on_cpu(data_dir, tmp
     code = (
         "from nucleoflow.logs import setup_logging\nfrom nucleoflow.train import train\n"
         f"setup_logging({str(log)!r})\n"
-        f"train({str(data_dir)!r}, {str(tmp_path / 'model.pt')!r}, {str(tmp_path / 'history.csv')!r}, "
-        f"{str(tmp_path / 'checkpoint.pt')!r}, {config['model']!r}, {config['train']!r}, threads=2)\n"
+        f"train({str(data_dir)!r}, {str(tmp_path / 'epochs')!r}, {str(tmp_path / 'training')!r}, "
+        f"{config['model']!r}, {config['train']!r}, threads=2)\n"
     )
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 300

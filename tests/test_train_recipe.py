@@ -66,9 +66,9 @@ def test_robust_recipe_trains_on_real_crops(data_dir, tmp_path):
         "border_weight": 3.0,
         "augment": ROBUST,
     }
-    history = train(data_dir, tmp_path / "model.pt", tmp_path / "history.csv", tmp_path / "checkpoint.pt", MODEL, cfg)
+    history = train(data_dir, tmp_path / "epochs", tmp_path / "training", MODEL, cfg)
     assert len(history) == 2 and np.isfinite(history["train_loss"]).all()
-    assert (tmp_path / "model.pt").exists()
+    assert (tmp_path / "epochs" / "epoch_002.pt").exists()
 
 
 def test_device_resident_batches_equal_host_batches(data_dir):

@@ -39,11 +39,13 @@ def data_dir(crops_zip, tmp_path_factory):
 
 
 def start(data_dir, out, train_cfg=TRAIN):
+    """The train and best_epoch rules' code: epochs into out/epochs, then the best is out/model.pt."""
     code = (
         "from nucleoflow.logs import setup_logging\nfrom nucleoflow.train import train\n"
+        "from nucleoflow.best_epoch import pick_best\n"
         f"setup_logging({str(out / 'train.log')!r})\n"
-        f"train({str(data_dir)!r}, {str(out / 'model.pt')!r}, {str(out / 'history.csv')!r}, "
-        f"{str(out / 'checkpoint.pt')!r}, {MODEL!r}, {train_cfg!r}, threads=1)\n"
+        f"train({str(data_dir)!r}, {str(out / 'epochs')!r}, {str(out / 'training')!r}, {MODEL!r}, {train_cfg!r}, threads=1)\n"
+        f"pick_best({str(out / 'epochs')!r}, {str(data_dir)!r}, {str(out / 'model.pt')!r}, {str(out / 'history.csv')!r})\n"
     )
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
@@ -73,8 +75,8 @@ def uninterrupted(trained):
 def test_killed_training_resumes_and_matches(data_dir, uninterrupted, tmp_path, signum):
     returncode = kill_after_epoch(start(data_dir, tmp_path), tmp_path / "train.log", 2, signum)
     assert returncode != 0
-    assert not (tmp_path / "model.pt").exists()
-    assert (tmp_path / "checkpoint.pt").exists()
+    assert not (tmp_path / "model.pt").exists() and not (tmp_path / "epochs").exists()
+    assert (tmp_path / "training" / "state.pt").exists()
     if signum == signal.SIGTERM:
         assert "SIGTERM: stopping" in (tmp_path / "train.log").read_text()
     assert start(data_dir, tmp_path).wait() == 0
@@ -84,7 +86,8 @@ def test_killed_training_resumes_and_matches(data_dir, uninterrupted, tmp_path, 
     history = pd.read_csv(tmp_path / "history.csv")
     assert list(history["epoch"]) == [1, 2, 3, 4]
     pd.testing.assert_frame_equal(history.drop(columns="seconds"), uninterrupted.drop(columns="seconds"), atol=1e-6)
-    assert (tmp_path / "model.pt").exists()
+    assert (tmp_path / "model.pt").exists() and not (tmp_path / "training").exists()
+    assert sorted(p.name for p in (tmp_path / "epochs").glob("*.pt")) == [f"epoch_00{i}.pt" for i in (1, 2, 3, 4)]
 
 
 def test_fine_tuning_starts_from_the_given_model(data_dir, trained, uninterrupted, tmp_path):
@@ -119,11 +122,13 @@ def test_distributed_training_matches_single_process(data_dir, uninterrupted, tm
     """Two CPU processes (DistributedDataParallel over gloo, launched as torchrun does)."""
     code = (
         "from nucleoflow.logs import setup_logging\nfrom nucleoflow.train import train\n"
-        f"setup_logging({str(tmp_path / 'train.log')!r})\n"
+        "from nucleoflow.best_epoch import pick_best\n"
+        # Appending, as the ranks do: this process logs after them (pick_best).
+        f"setup_logging({str(tmp_path / 'train.log')!r}, mode='a')\n"
         "if __name__ == '__main__':\n"
-        f"    train({str(data_dir)!r}, {str(tmp_path / 'model.pt')!r}, {str(tmp_path / 'history.csv')!r}, "
-        f"{str(tmp_path / 'checkpoint.pt')!r}, {MODEL!r}, {TRAIN!r}, threads=2, processes=2, "
+        f"    train({str(data_dir)!r}, {str(tmp_path / 'epochs')!r}, {str(tmp_path / 'training')!r}, {MODEL!r}, {TRAIN!r}, threads=2, processes=2, "
         f"log_path={str(tmp_path / 'train.log')!r})\n"
+        f"    pick_best({str(tmp_path / 'epochs')!r}, {str(data_dir)!r}, {str(tmp_path / 'model.pt')!r}, {str(tmp_path / 'history.csv')!r})\n"
     )
     script = tmp_path / "ddp.py"
     script.write_text(code)
@@ -169,11 +174,15 @@ def test_budgeted_training_stopped_by_sigterm_keeps_its_best_epoch(data_dir, tmp
 
 
 def test_equal_scores_keep_the_epoch_with_the_lower_validation_loss(trained, uninterrupted):
-    """A short run may score the same DSB (0) every epoch: the saved model is then the epoch with
-    the lowest validation loss, not the first one."""
+    """best_epoch keeps the epoch of the highest validation DSB, its weights as they were saved; a
+    short run may score the same DSB (0) every epoch: the saved model is then the epoch with the
+    lowest validation loss, not the first one."""
     card = json.loads((trained / "model.json").read_text())
     top = uninterrupted[uninterrupted["val_dsb"] == uninterrupted["val_dsb"].max()]
     assert card["epoch"] == top.loc[top["val_loss"].idxmin(), "epoch"]
+    kept, _ = load_model(trained / "model.pt")
+    epoch, _ = load_model(trained / "epochs" / f"epoch_{card['epoch']:03d}.pt")
+    assert all(torch.equal(a, b) for a, b in zip(kept.state_dict().values(), epoch.state_dict().values()))
 
 
 def test_a_budgeted_run_fits_its_schedule_and_a_killed_one_resumes_with_it(data_dir, tmp_path):
@@ -183,7 +192,7 @@ def test_a_budgeted_run_fits_its_schedule_and_a_killed_one_resumes_with_it(data_
     budget = {**TRAIN, "epochs": 3, "samples_per_epoch": 4, "budget_min": 0.4}
     returncode = kill_after_epoch(start(data_dir, tmp_path, budget), tmp_path / "train.log", 1, signal.SIGKILL)
     assert returncode != 0
-    fitted = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["samples_per_epoch"]
+    fitted = torch.load(tmp_path / "training" / "state.pt", weights_only=True)["samples_per_epoch"]
     assert fitted > budget["samples_per_epoch"] and fitted % budget["batch_size"] == 0
     log = (tmp_path / "train.log").read_text()
     assert f"-> 3 epochs x {fitted} crops" in log

@@ -1,4 +1,4 @@
-"""Training state on disk: a checkpoint after every epoch (resumable exactly) and the best model."""
+"""Training state on disk: a checkpoint after every epoch (resumable exactly) and every epoch's weights."""
 
 import dataclasses
 import hashlib
@@ -50,11 +50,12 @@ def save_checkpoint(path, state):
         torch.save(state, tmp)
 
 
-def save_best(model, best, history, path, device, processes, training, **extra):
-    """Write the best epoch's weights as the finished model; its card holds the epoch's scores,
-    the device, the schedule and the time spent in epochs (summed over resumed runs too)."""
-    model.load_state_dict(best["state"])
-    metadata = {k: v for k, v in best.items() if k != "state"}
-    training_time_s = round(sum(row["seconds"] for row in history))
-    card = dict(metadata, device=str(device), processes=processes, train=dataclasses.asdict(training), training_time_s=training_time_s)
-    save_model(model, path, **card, **extra)
+def save_epoch(model, folder, epoch, **card):
+    """Write one epoch's weights as a model file, folder/epoch_NNN.pt, with its card (the epoch,
+    its validation loss, the device, the schedule, the training time so far)."""
+    save_model(model, Path(folder) / f"epoch_{epoch:03d}.pt", epoch=epoch, **card)
+
+
+def epoch_files(folder):
+    """{epoch: path} of the epoch_NNN.pt files in a folder of train's epochs."""
+    return {int(p.stem.split("_")[1]): p for p in sorted(Path(folder).glob("epoch_*.pt"))}

@@ -11,6 +11,7 @@ import tifffile
 import torch
 
 from .augment import Augmentation, colour_jitter, crop_window, zoom_to
+from .device import autocast
 from .heads import DEFAULT, get_head
 from .normalize import normalize
 from .prepared import read_prepared
@@ -149,3 +150,16 @@ def validation_crops(examples, size, per_side=4):
             for x in range(left, left + cols * size, size):
                 crops.append((image[:, y : y + size, x : x + size], target[y : y + size, x : x + size], labels[y : y + size, x : x + size]))
     return crops
+
+
+@torch.no_grad()
+def crop_logits(model, crops, device, batch_size):
+    """(float logits (n, outputs, size, size), the crops) of validation crops, batch by batch,
+    the model in eval mode: training's validation loss and best_epoch's score see the same."""
+    model.eval()
+    for i in range(0, len(crops), batch_size):
+        chunk = crops[i : i + batch_size]
+        images = torch.from_numpy(np.stack([c[0] for c in chunk])).to(device).contiguous(memory_format=torch.channels_last)
+        with autocast(device):
+            logits = model(images)
+        yield logits.float(), chunk

@@ -1,19 +1,20 @@
-"""The training loop: epochs of random augmented crops, validation, checkpoints, the best model.
+"""The training loop: epochs of random augmented crops, a validation loss, checkpoints, and every
+epoch's weights; best_epoch.py then picks the epoch that is the finished model.
 
 Its parts live beside it: crops (data, crops, batches) with augment (zoom and colour
-augmentation), head (what the network predicts: targets, loss, validation labelling; heads
-registers them), loss (the optimisation step),
-schedule (the train config, learning rate, budget, ETA), validation (the score that picks the
-best epoch), checkpoint (resumable state, the finished model) and launch (distributed
-processes). The workflow's train rule depends on these, the network (model.py) and what they
-import (deps.py): not on reading images (the prepared data are read as written, prepared.py),
-postprocessing or evaluation, so editing those retrains only through data preprocess rewrites.
+augmentation), head (what the network predicts: targets, loss; heads registers them), loss (the
+optimisation step), schedule (the train config, learning rate, budget, ETA), checkpoint
+(resumable state, the epochs' weights) and launch (distributed processes). The workflow's train
+rule depends on these, the network (model.py) and what they import (deps.py): not on reading
+image files (the prepared data are read as written, prepared.py), the watershed, the score that
+picks the best epoch (best_epoch rule), postprocessing or evaluation.
 """
 
 import contextlib
 import copy
 import dataclasses
 import logging
+import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -26,9 +27,9 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .atomic import atomic_path
 from .augment import Augmentation
-from .checkpoint import fingerprint, load_checkpoint, save_best, save_checkpoint
-from .crops import load_split, make_batch, resident, sampling_weights, validation_crops
-from .device import autocast, prepare, seeded, torch_threads
+from .checkpoint import fingerprint, load_checkpoint, save_checkpoint, save_epoch
+from .crops import crop_logits, load_split, make_batch, resident, sampling_weights, validation_crops
+from .device import prepare, seeded, torch_threads
 from .errors import InputError
 from .head import Head
 from .heads import head_of
@@ -36,20 +37,25 @@ from .launch import joined, launch
 from .loss import FINITE_CHECK_STEPS, check_finite, train_step
 from .model import build_unet, load_model
 from .schedule import PROBE_STEPS, Clock, Training, fit_schedule, lr_at, synchronize
-from .validation import validation_dsb
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Run:
-    """Where a training run reads and writes."""
+    """Where a training run reads and writes: the epochs' weights and history.csv go to work_dir
+    with the resumable state as they are made, and the finished folder becomes epochs_dir (so a
+    workflow's output folder, which Snakemake empties before a job reruns, never loses epochs a
+    resumed run needs)."""
 
     data_dir: Path
-    model_path: Path
-    history_path: Path
-    checkpoint_path: Path
+    epochs_dir: Path
+    work_dir: Path
     log_path: str | None = None
+
+    @property
+    def checkpoint_path(self):
+        return self.work_dir / "state.pt"
 
 
 @dataclass
@@ -73,21 +79,20 @@ class State:
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer
     history: list
-    best: dict
     samples_per_epoch: int | None = None  # fitted to train.budget_min (kept by the checkpoint)
 
 
-def train(data_dir, model_path, history_path, checkpoint_path, model_cfg, train_cfg, threads=1, processes=1, log_path=None):
-    """Train a U-Net; keep the best model on the validation DSB score.
+def train(data_dir, epochs_dir, work_dir, model_cfg, train_cfg, threads=1, processes=1, log_path=None):
+    """Train a U-Net; write every epoch's weights (epoch_NNN.pt, each a model file with its card)
+    and history.csv (epoch, train_loss, val_loss, lr, seconds) to epochs_dir, for
+    best_epoch.pick_best to choose the finished model from. Returns the history.
 
     train_cfg: a schedule.Training or the config's train section. processes > 1 runs
-    DistributedDataParallel (launch.py). The full training state is checkpointed atomically
-    after every epoch; a rerun with the same data and config resumes from it and ends exactly
-    as an uninterrupted run would. The validation score is validation.py's (training's own
-    watershed, at the postprocess's default thresholds fixed there), so neither tuning the
-    thresholds nor editing the postprocess retrains the network.
+    DistributedDataParallel (launch.py). The full training state is checkpointed atomically in
+    work_dir after every epoch; a rerun with the same data and config resumes from it and ends
+    exactly as an uninterrupted run would.
     """
-    run = Run(Path(data_dir), Path(model_path), Path(history_path), Path(checkpoint_path), log_path)
+    run = Run(Path(data_dir), Path(epochs_dir), Path(work_dir), log_path)
     training = train_cfg if isinstance(train_cfg, Training) else Training(**train_cfg)
     return pd.DataFrame(launch(processes, _train_process, run, dict(model_cfg), training, max(1, threads // processes)))
 
@@ -113,14 +118,12 @@ def _train_process(run, model_cfg, training, threads):
             train_loss, lr = _train_epoch(net, state.optimizer, data, training, epoch, rank, clock)
             if rank.lead:
                 row = {"epoch": epoch, "train_loss": train_loss, "lr": lr, "started": started}
-                _end_epoch(state, row, data, training, rank.device, run, expected)
+                _end_epoch(state, row, data, training, rank, run, expected)
             rank.barrier()
         if clock:
             clock.close()
         if rank.lead:
-            save_best(state.model, state.best, state.history, run.model_path, rank.device, rank.world, training)
-            log.info("saved the best model (epoch %d, val_dsb %.4f) to %s", state.best["epoch"], state.best["val_dsb"], run.model_path)
-            run.checkpoint_path.unlink()  # finished: a forced rerun trains afresh
+            _finish(run)
         return state.history
 
 
@@ -164,18 +167,23 @@ def _initial_state(run, model_cfg, training, rank, expected):
     saved = load_checkpoint(run.checkpoint_path, expected, remove_stale=rank.lead)
     rank.barrier()  # nobody reads the checkpoint while rank 0 may remove it
     if not saved:
-        return State(model, optimizer, [], {"val_dsb": -1.0})
+        if rank.lead:  # a fresh run: no epochs of another one
+            shutil.rmtree(run.work_dir, ignore_errors=True)
+            run.work_dir.mkdir(parents=True)
+        rank.barrier()
+        return State(model, optimizer, [])
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     if rank.lead:
         log.info("resumed from epoch %d (%s)", saved["epoch"], run.checkpoint_path)
-    return State(model, optimizer, saved["history"], saved["best"], saved.get("samples_per_epoch"))
+    return State(model, optimizer, saved["history"], saved.get("samples_per_epoch"))
 
 
 def _fit_to_budget(state, data, training, rank):
     """samples_per_epoch that fits the run into train.budget_min on this machine: steps on real
     batches (of a copy of the model: the run's own weights and random streams stay untouched)
-    and one validation are timed, and what they took is part of the budget."""
+    and one validation are timed, and what they took is part of the budget. Each epoch's
+    validation is counted twice: its loss here, its score when best_epoch picks the epoch."""
     started = time.monotonic()
     model = copy.deepcopy(state.model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay)
@@ -189,8 +197,8 @@ def _fit_to_budget(state, data, training, rank):
         step_s += (time.monotonic() - timed) / PROBE_STEPS if step else 0.0
     timed = time.monotonic()
     if rank.lead:
-        evaluate(model, data.val_crops, rank.device, training.batch_size, data.head)
-    validation_s = time.monotonic() - timed
+        validation_loss(model, data.val_crops, rank.device, training.batch_size, data.head)
+    validation_s = 2 * (time.monotonic() - timed)
     budget_s = training.budget_min * 60 - (time.monotonic() - started)
     samples = fit_schedule(training, step_s, budget_s, validation_s).samples_per_epoch
     if rank.world > 1:  # every rank runs the lead's schedule
@@ -234,48 +242,44 @@ def _train_epoch(net, optimizer, data, training, epoch, rank, clock):
     return running.item() / steps, lr
 
 
-@torch.no_grad()
-def evaluate(model, crops, device, batch_size, head):
-    """(mean loss (unweighted), mean DSB of validation.py's score) over validation crops."""
-    model.eval()
-    losses, scores = [], []
-    for i in range(0, len(crops), batch_size):
-        chunk = crops[i : i + batch_size]
-        images = torch.from_numpy(np.stack([c[0] for c in chunk])).to(device).contiguous(memory_format=torch.channels_last)
+def validation_loss(model, crops, device, batch_size, head):
+    """Mean loss (unweighted) of the head over the validation crops."""
+    total = 0.0
+    for logits, chunk in crop_logits(model, crops, device, batch_size):
         targets = torch.from_numpy(np.stack([c[1] for c in chunk]).astype(np.int64)).to(device)
-        with autocast(device):
-            logits = model(images)
-        logits = logits.float()
-        losses.append(head.loss(logits, targets).item() * len(chunk))
-        for maps, (_, _, labels) in zip(head.activation(logits).cpu().numpy(), chunk):
-            scores.append(validation_dsb(labels, maps, head))
-    return sum(losses) / len(crops), float(np.mean(scores))
+        total += head.loss(logits, targets).item() * len(chunk)
+    return total / len(crops)
 
 
-def _end_epoch(state, row, data, training, device, run, expected):
-    """Validate, checkpoint and log one finished epoch (rank 0); row: its epoch, train_loss, lr
-    and start time. Updates state.history and state.best."""
-    val_loss, val_dsb = evaluate(state.model, data.val_crops, device, training.batch_size, data.head)
+def _end_epoch(state, row, data, training, rank, run, expected):
+    """Validate, save and log one finished epoch (rank 0); row: its epoch, train_loss, lr and
+    start time. Updates state.history."""
+    val_loss = validation_loss(state.model, data.val_crops, rank.device, training.batch_size, data.head)
     epoch = row["epoch"]
-    entry = {"epoch": epoch, "train_loss": row["train_loss"], "val_loss": val_loss, "val_dsb": val_dsb, "lr": row["lr"]}
+    entry = {"epoch": epoch, "train_loss": row["train_loss"], "val_loss": val_loss, "lr": row["lr"]}
     entry["seconds"] = time.monotonic() - row["started"]
     state.history.append(entry)
-    # Equal scores (a short run may score 0 throughout) go to the lower validation loss.
-    if (val_dsb, -val_loss) > (state.best["val_dsb"], -state.best.get("val_loss", float("inf"))):
-        weights_copy = {k: v.detach().cpu().clone() for k, v in state.model.state_dict().items()}
-        state.best = {"epoch": epoch, "val_dsb": val_dsb, "val_loss": val_loss, "state": weights_copy}
-    saved = {"epoch": epoch, "model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(), "history": state.history, "best": state.best}
+    card = {"val_loss": val_loss, "device": str(rank.device), "processes": rank.world, "train": dataclasses.asdict(training)}
+    card["training_time_s"] = round(sum(r["seconds"] for r in state.history))
+    save_epoch(state.model, run.work_dir, epoch, **card)
+    saved = {"epoch": epoch, "model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(), "history": state.history}
     if state.samples_per_epoch:
         saved["samples_per_epoch"] = state.samples_per_epoch
+    # The state after the epoch's weights: a resumable state always has every epoch before it.
     save_checkpoint(run.checkpoint_path, {"fingerprint": expected, **saved})
-    with atomic_path(run.history_path) as tmp:
+    with atomic_path(run.work_dir / "history.csv") as tmp:
         pd.DataFrame(state.history).to_csv(tmp, index=False)
     # Logged after the checkpoint, so a logged epoch is always a resumable one.
-    log.info(
-        "epoch %d/%d train_loss %.4f val_loss %.4f val_dsb %.4f (%.0f s)", epoch, training.epochs, row["train_loss"], val_loss, val_dsb, entry["seconds"]
-    )
-    if state.best["epoch"] == epoch:
-        log.info("new best model (val_dsb %.4f)", val_dsb)
+    log.info("epoch %d/%d train_loss %.4f val_loss %.4f (%.0f s)", epoch, training.epochs, row["train_loss"], val_loss, entry["seconds"])
+
+
+def _finish(run):
+    """The finished run's epochs and history become epochs_dir (one rename: never half there);
+    the resumable state goes, so a forced rerun trains afresh."""
+    run.checkpoint_path.unlink()
+    shutil.rmtree(run.epochs_dir, ignore_errors=True)
+    run.work_dir.rename(run.epochs_dir)
+    log.info("saved %d epochs to %s", len(list(run.epochs_dir.glob("epoch_*.pt"))), run.epochs_dir)
 
 
 @contextlib.contextmanager

@@ -8,9 +8,7 @@ rule train:
         ),
         lib=library("train.py"),
     output:
-        model="results/model/model.pt",
-        card="results/model/model.json",
-        history="results/model/history.csv",
+        directory("results/model/epochs"),
     log:
         "results/logs/train.log",
     benchmark:
@@ -25,9 +23,35 @@ rule train:
     params:
         model=config["model"],
         train=config["train"],
-        checkpoint="results/model/checkpoint.pt",
+        work="results/model/training",
     script:
         "../scripts/train.py"
+
+
+# Which epoch is the model: every epoch scored on the validation crops with the head's watershed
+# (best_epoch.py). A rule of its own, so that editing the watershed or the score re-scores the
+# saved epochs (minutes) and never retrains them (hours).
+rule best_epoch:
+    input:
+        epochs="results/model/epochs",
+        data="results/data",
+        lib=library("best_epoch.py"),
+    output:
+        model="results/model/model.pt",
+        card="results/model/model.json",
+        history="results/model/history.csv",
+    log:
+        "results/logs/best_epoch.log",
+    benchmark:
+        "results/benchmarks/best_epoch.tsv"
+    conda:
+        "../../envs/torch.yaml"
+    threads: config["resources"]["threads"]
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../scripts/best_epoch.py"
 
 
 # The training curves: a rule of its own, so that redrawing them never retrains.

@@ -1,4 +1,4 @@
-"""Snakemake script: train the U-Net, keep the best model (the curves rule plots its history)."""
+"""Snakemake script: train the U-Net, keep every epoch's weights (best_epoch picks the model)."""
 
 from nucleoflow.logs import setup_logging
 from nucleoflow.train import train
@@ -6,9 +6,8 @@ from nucleoflow.train import train
 setup_logging(snakemake.log[0])
 train(
     snakemake.input.data,
-    snakemake.output.model,
-    snakemake.output.history,
-    snakemake.params.checkpoint,
+    snakemake.output[0],
+    snakemake.params.work,
     snakemake.params.model,
     snakemake.params.train,
     threads=snakemake.threads,
