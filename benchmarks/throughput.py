@@ -33,13 +33,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 from peak import fma_peak  # noqa: E402
 
+from nucleoflow.decode import decode_image  # noqa: E402
 from nucleoflow.engine import OpenVinoEngine, load_engine  # noqa: E402
 from nucleoflow.infer import predict_rows, predict_tiled, tile_side  # noqa: E402
 from nucleoflow.model import load_model  # noqa: E402
 from nucleoflow.normalize import normalize  # noqa: E402
 from nucleoflow.options import Tiling  # noqa: E402
 from nucleoflow.postprocess import instances  # noqa: E402
-from nucleoflow.reader import decode_image, to_hwc  # noqa: E402
+from nucleoflow.reader import to_hwc  # noqa: E402
 
 ARCHIVE = ROOT.parent / "shared" / "data" / "dsb2018" / "stage1_train.zip"
 CROPS = ROOT / ".test" / "data" / "dsb2018_crops.zip"

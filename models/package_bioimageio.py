@@ -10,7 +10,8 @@ import zipfile
 from pathlib import Path
 
 from nucleoflow.bioimage import write_package
-from nucleoflow.reader import decode_image, to_hwc
+from nucleoflow.decode import decode_image
+from nucleoflow.reader import to_hwc
 from nucleoflow.shipped import MODELS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -10,7 +10,8 @@ import pytest
 from conftest import CROPS
 
 from nucleoflow.appearance import BRIGHT_MEDIAN, appearance, pixel_sample
-from nucleoflow.reader import decode_image, to_hwc
+from nucleoflow.decode import decode_image
+from nucleoflow.reader import to_hwc
 
 
 def images(archive):

@@ -14,7 +14,8 @@ import tifffile
 from lying import FLUORESCENCE, HE, crop, matched, nuclei, segment, segmenter
 from PIL import Image
 
-from nucleoflow.reader import decode_image, open_bytes, open_image
+from nucleoflow.decode import decode_image, open_bytes
+from nucleoflow.reader import open_image
 from nucleoflow.segment import segment_folder
 from nucleoflow.shipped import model_path
 

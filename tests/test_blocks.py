@@ -21,10 +21,11 @@ from synthetic import discs, probabilities_from
 from nucleoflow import pool
 from nucleoflow.appearance import appearance, pixel_sample
 from nucleoflow.blocks import label_bands, label_image
+from nucleoflow.decode import decode_image
 from nucleoflow.formats import write_label_ome_tiff
 from nucleoflow.options import Thresholds, Tiling
 from nucleoflow.pool import SHM
-from nucleoflow.reader import decode_image, open_image, to_hwc
+from nucleoflow.reader import open_image, to_hwc
 from nucleoflow.region import RegionSource
 from nucleoflow.scores import iou_matrix
 from nucleoflow.segment import Segmenter

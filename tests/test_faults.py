@@ -15,8 +15,8 @@ from PIL import Image
 
 from nucleoflow import dataset
 from nucleoflow.dataset import build_dataset
+from nucleoflow.decode import decode_image
 from nucleoflow.errors import InputError, OutputError
-from nucleoflow.reader import decode_image
 
 
 def png_header_only(width, height):

@@ -12,9 +12,10 @@ import tifffile
 from lying import HE, crop, matched, nuclei, segment, segmenter
 from PIL import Image
 
+from nucleoflow.decode import open_bytes
 from nucleoflow.errors import InputError
 from nucleoflow.formats import write_label_ome_tiff
-from nucleoflow.reader import open_bytes, open_image
+from nucleoflow.reader import open_image
 from nucleoflow.segment import segment_folder
 from nucleoflow.shipped import model_path
 

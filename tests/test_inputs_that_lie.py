@@ -478,7 +478,7 @@ def test_skipped_entries_are_named_in_the_log_and_the_summary(tmp_path, caplog):
 
 def test_zip_image_decoded_through_the_reader():
     """The training path uses the same reader: a palette PNG member is read through its palette."""
-    from nucleoflow.reader import decode_image
+    from nucleoflow.decode import decode_image
 
     image = Image.fromarray((NUCLEI * 1).astype(np.uint8), mode="L").convert("P")
     image.putpalette([0, 0, 0, 200, 200, 200] + [0] * 762)

@@ -16,8 +16,9 @@ from PIL import Image
 from scipy import ndimage as ndi
 
 from nucleoflow.appearance import appearance, pixel_sample
+from nucleoflow.decode import decode_image
 from nucleoflow.errors import InputError
-from nucleoflow.reader import decode_image, open_image
+from nucleoflow.reader import open_image
 
 PAD = 48  # px of transparent margin around the crop
 

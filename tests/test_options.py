@@ -12,10 +12,11 @@ import yaml
 from conftest import ROOT
 
 from nucleoflow.appearance import appearance, pixel_sample
+from nucleoflow.decode import decode_image
 from nucleoflow.normalize import normalize
 from nucleoflow.options import SPLIT_ABOVE_MP, Thresholds, ThresholdSet, Tiling
 from nucleoflow.package import package_model, tuned_model
-from nucleoflow.reader import decode_image, to_hwc
+from nucleoflow.reader import to_hwc
 from nucleoflow.shipped import model_path
 
 CONFIG = yaml.safe_load((ROOT / "config" / "config.yaml").read_text())

@@ -18,12 +18,12 @@ from skimage.draw import polygon2mask
 from test_blocks import EncodedProbabilities, encoded_image, many_discs, tiling
 
 from nucleoflow.blocks import label_bands
+from nucleoflow.decode import decode_image
 from nucleoflow.errors import InputError
 from nucleoflow.formats import write_label_ome_tiff, write_ome_zarr
 from nucleoflow.measure import measure
 from nucleoflow.options import Thresholds
 from nucleoflow.outputs import OUTPUTS, NucleusOutputs, channel_planes, output_name
-from nucleoflow.reader import decode_image
 from nucleoflow.region import RegionSource
 from nucleoflow.segment import Segmenter, gather_shards, segment_folder, segment_images
 

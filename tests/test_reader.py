@@ -8,8 +8,9 @@ import pytest
 import tifffile
 from PIL import Image
 
+from nucleoflow.decode import open_bytes
 from nucleoflow.errors import InputError
-from nucleoflow.reader import open_bytes, open_image
+from nucleoflow.reader import open_image
 from nucleoflow.region import RegionSource
 
 RNG = np.random.default_rng(0)
@@ -260,18 +261,19 @@ def test_bytes_and_file_read_alike(tmp_path):
 
 def test_a_new_format_is_its_module_and_a_registration(tmp_path, monkeypatch, crops_zip):
     """A format this version does not read (NumPy's .npy), added as a new reader module would add
-    it: an ImageFormat (signature, suffix, decoder) and its entry in reader.FORMATS. Folder
+    it: an ImageFormat (signature, suffix, decoder) and its entry in decode.FILE_FORMATS. Folder
     listings, open_image and segment_folder then read it, and label it as the same pixels in PNG."""
     import zipfile
 
-    from nucleoflow.reader import FORMATS, image_entries, read_image
+    from nucleoflow.decode import FILE_FORMATS
+    from nucleoflow.reader import image_entries, read_image
     from nucleoflow.region import ImageFormat
     from nucleoflow.segment import segment_folder
 
     def decode(data, name, channel, pixel_size_um):
         return RegionSource(np.load(io.BytesIO(data), allow_pickle=False), name, channel=channel, pixel_size_um=pixel_size_um)
 
-    monkeypatch.setitem(FORMATS, "NPY", ImageFormat("NPY", (".npy",), (b"\x93NUMPY",), decode))
+    monkeypatch.setitem(FILE_FORMATS, "NPY", ImageFormat("NPY", (".npy",), (b"\x93NUMPY",), decode))
     with zipfile.ZipFile(crops_zip) as archive:
         png = archive.read(sorted(n for n in archive.namelist() if n.startswith("images/"))[0])
     folders = {suffix: tmp_path / suffix for suffix in ("png", "npy")}

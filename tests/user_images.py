@@ -11,7 +11,7 @@ import numpy as np
 import tifffile
 from scipy import ndimage as ndi
 
-from nucleoflow.reader import decode_image
+from nucleoflow.decode import decode_image
 
 GRAY = "ae9f76b5360df3f6"  # fluorescence, 256 px, 73 nuclei (crops.csv)
 RGB = "65c8527c16a01619"  # histology, 176 px, 41 nuclei

@@ -14,11 +14,12 @@ from pathlib import Path
 
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from .decode import image_suffixes
 from .errors import InputError, counted, spelled_as
 from .options import ENGINES, RANGES, THRESHOLD_NAMES, Thresholds, Tiling
 from .outputs import DEFAULT_OUTPUTS, OUTPUTS, output_name
 from .progress import PROGRESS
-from .reader import image_suffixes, is_zarr
+from .reader import is_image_folder
 from .shipped import DEFAULT, model_path, shipped_models
 
 log = logging.getLogger("nucleoflow.cli")
@@ -229,7 +230,7 @@ def _inputs(paths, list_images, skipped=None):
     """Image files from the INPUT arguments: files as given, folders' images sorted by name."""
     images = []
     for path in paths:
-        if is_zarr(path):
+        if is_image_folder(path):
             images.append(path)
         elif path.is_dir():
             images += list_images(path, "INPUT", skipped)

@@ -15,8 +15,8 @@ import pandas as pd
 
 from .appearance import appearance, pixel_sample
 from .atomic import staging_dir, write_tiff
+from .decode import decode_image, image_suffixes, open_bytes
 from .errors import InputError
-from .reader import decode_image, image_suffixes, open_bytes
 
 log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
@@ -63,7 +63,7 @@ class Archive:
             raise InputError(where, f"cannot be extracted ({exc})", "The archive is corrupt: fetch it again") from exc
 
     def image(self, name):
-        """The network channels (H, W, 1 or 3) of an image member (reader.open_bytes)."""
+        """The network channels (H, W, 1 or 3) of an image member (decode.open_bytes)."""
         return decode_image(self.read(name), f"{self.path}:{name}")
 
     def labels(self, name):

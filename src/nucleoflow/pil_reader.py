@@ -1,5 +1,5 @@
 """PNG and JPEG (Pillow; 16-bit RGB(A) PNG through imagecodecs), decoded whole. Registered in
-reader.FORMATS."""
+decode.FILE_FORMATS."""
 
 import functools
 import io

@@ -1,11 +1,12 @@
-"""Every image the pipeline reads goes through here: one path from a file (or bytes, or an array)
-to a RegionSource that knows its channels, its pixel size and its limits. (The prepared data
-that preprocess decoded through here and wrote are read back as written: prepared.py.) Each
-format is a module (tiff_reader, pil_reader, zarr_reader: region.ImageFormat) registered in
-FORMATS below; RegionSource is region.py's.
+"""Every image the pipeline reads goes through here or decode.py: one path from a file (or bytes,
+or an array) to a RegionSource that knows its channels, its pixel size and its limits. (The
+prepared data that preprocess decoded and wrote are read back as written: prepared.py.) Each
+format is a module (tiff_reader, pil_reader, zarr_reader: region.ImageFormat): file formats are
+registered in decode.FILE_FORMATS (which decodes bytes), folder formats in FOLDER_FORMATS below;
+RegionSource is region.py's.
 
     source = open_image(path, channel=None, pixel_size_um=0)   # PNG, JPEG, TIFF, OME-TIFF, OME-Zarr
-    source = open_bytes(data, name)                            # the same, from bytes (zip members)
+    source = decode.open_bytes(data, name)                     # the same, from bytes (zip members)
     source = RegionSource(array, name)                         # a bare array: (H, W), (H, W, C)
     with source:
         source.height, source.width
@@ -17,7 +18,7 @@ FORMATS below; RegionSource is region.py's.
         source.read(y0, y1, x0, x1)           # (h, w, 1 or 3) network input, non-finite or transparent -> background
         source.read_channels(y0, y1, x0, x1)  # (h, w, C) every channel, raw values (NaN kept)
     image = read_image(path)            # short forms: the whole image's network channels,
-    image = decode_image(data, name)    # (H, W, 1 or 3), of a file, bytes or a bare array
+    image = decode.decode_image(data, name)   # (H, W, 1 or 3), of a file, bytes or a bare array
     image = to_hwc(array, name)
 
 The format comes from the file's first bytes (its signature), never from its name: PNG data
@@ -59,68 +60,21 @@ from pathlib import Path
 
 import numpy as np
 
-from . import pil_reader, tiff_reader, zarr_reader
+from . import zarr_reader
+from .decode import decode, image_format, image_suffixes
 from .errors import InputError, UnreadableImage
 from .region import ImageFormat, RegionSource
 
 log = logging.getLogger(__name__)
 
-# The formats read, a module each (region.ImageFormat): adding one is its module and a line here.
-FORMATS = {f.name: f for f in (pil_reader.PNG, pil_reader.JPEG, tiff_reader.FORMAT, zarr_reader.FORMAT)}
-
-
-def file_formats():
-    """The registered formats of files (told by their first bytes), in order."""
-    return [f for f in FORMATS.values() if f.signatures]
+# The formats of image folders, a module each (region.ImageFormat): adding one is its module and
+# a line here (file formats: decode.FILE_FORMATS).
+FOLDER_FORMATS = {f.name: f for f in (zarr_reader.FORMAT,)}
 
 
 def folder_formats():
     """The registered formats of folders (OME-Zarr)."""
-    return [f for f in FORMATS.values() if f.is_folder]
-
-
-def image_suffixes():
-    """The suffixes of image files a folder's listing takes: (".png", ".jpg", ...)."""
-    return tuple(suffix for f in file_formats() for suffix in f.suffixes)
-
-
-def readable():
-    """The formats read, for messages: "PNG, JPEG or TIFF"."""
-    names = [f.name for f in file_formats()]
-    return f"{', '.join(names[:-1])} or {names[-1]}"
-
-
-# Formats not read, named in messages by their files' first bytes.
-OTHER_SIGNATURES = (
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"RIFF", "RIFF (WebP?)"),
-    (b"\0\0\0\x0cjP  ", "JPEG 2000"),
-    (b"\xffO\xffQ", "JPEG 2000"),
-    (b"%PDF", "PDF"),
-    (b"PK\x03\x04", "zip"),
-)
-
-
-def image_format(head: bytes, name: str) -> ImageFormat:
-    """The format (file_formats) of a file from its first bytes (at least 16), whatever its name
-    says (a name that says another is logged); anything else is refused, named."""
-    found = next((f for f in file_formats() if any(head.startswith(s) for s in f.signatures)), None)
-    if found is None:
-        other = next((k for signature, k in OTHER_SIGNATURES if head.startswith(signature)), None)
-        if other:
-            remedy = "Convert it to PNG or TIFF, or remove it from the input"
-            raise UnreadableImage(name, f"cannot be decoded as an image: it holds {other} data, not {readable()}", remedy)
-        what = "an empty file" if not head else "unrecognised or truncated data"
-        raise UnreadableImage(
-            name,
-            f"cannot be decoded as an image ({what}: not a {readable()} file)",
-            "The file is corrupt or truncated: replace it or remove it from the input",
-        )
-    named = next((f.name for f in file_formats() if os.path.splitext(str(name))[1].lower() in f.suffixes), None)
-    if named and named != found.name:
-        log.warning("%s: holds %s data though its name says %s; read as %s (the format its bytes begin with)", name, found.name, named, found.name)
-    return found
+    return list(FOLDER_FORMATS.values())
 
 
 def folder_format(path) -> ImageFormat | None:
@@ -129,7 +83,8 @@ def folder_format(path) -> ImageFormat | None:
     return next((f for f in folder_formats() if path.is_dir() and f.is_folder(path)), None)
 
 
-def is_zarr(path):
+def is_image_folder(path) -> bool:
+    """Whether a folder is one image (of a registered folder format: OME-Zarr)."""
     return folder_format(path) is not None
 
 
@@ -160,7 +115,7 @@ def open_image(path: str | os.PathLike, channel: int | str | None = None, pixel_
     kind = image_format(_head(path), name)
     if kind.open_file:
         return kind.open_file(path, name, channel, pixel_size_um, size)
-    return _decode(_read_bytes(path), name, channel, pixel_size_um, kind)
+    return decode(_read_bytes(path), name, channel, pixel_size_um, kind)
 
 
 def _read_bytes(path):
@@ -183,30 +138,9 @@ def image_size(path: str | os.PathLike, channel: int | str | None = None, pixel_
         return source.height, source.width
 
 
-def _decode(data, name, channel, pixel_size_um, kind):
-    try:
-        return kind.decode(data, name, channel, pixel_size_um)
-    except InputError:
-        raise
-    except Exception as exc:
-        detail = "unrecognised or truncated data" if isinstance(exc, SyntaxError) else f"{type(exc).__name__}: {exc}"
-        remedy = "The file is corrupt or truncated: replace it or remove it from the input"
-        raise UnreadableImage(name, f"cannot be decoded as an image ({detail})", remedy) from exc
-
-
-def open_bytes(data: bytes, name: str, channel: int | str | None = None, pixel_size_um: float = 0) -> RegionSource:
-    """A RegionSource, decoded whole, for the bytes of a PNG, JPEG or TIFF file (e.g. a zip
-    member), in the format its first bytes say (image_format); `name` is used in messages."""
-    return _decode(data, name, channel, pixel_size_um, image_format(data[:16], name))
-
 
 # ---------------------------------------------------------------- short forms: the whole image
 
-
-def decode_image(data: bytes, name: str, channel: int | str | None = None) -> np.ndarray:
-    """The network channels, (H, W, 1 or 3), of PNG/JPEG/TIFF bytes (open_bytes: the file's own
-    metadata, the size limits); `name` is used for the format and in messages."""
-    return open_bytes(data, name, channel).read_all()
 
 
 def read_image(path: str | os.PathLike, channel: int | str | None = None) -> np.ndarray:

@@ -1,7 +1,8 @@
 """RegionSource: an image, however it is stored, as regions of the network's channels, with its
 channels, pixel size and limits; and what a format module gives reader.py (ImageFormat).
 
-The readers (reader.py's FORMATS: tiff_reader, pil_reader, zarr_reader) turn a file into one;
+The readers (tiff_reader, pil_reader: decode.FILE_FORMATS; zarr_reader: reader.FOLDER_FORMATS)
+turn a file into one;
 array_source and RegionSource itself take bare arrays. reader.py's docstring says how layouts,
 alpha, pixel sizes and limits are read.
 """
@@ -417,7 +418,7 @@ def array_source(image, name: str = "image", channel: int | str | None = None, p
 @dataclass(frozen=True)
 class ImageFormat:
     """A format open_image reads, from a module of its own (tiff_reader, pil_reader, zarr_reader)
-    registered in reader.FORMATS. A file format has `signatures` (its files' first bytes) and
+    registered in decode.FILE_FORMATS (files) or reader.FOLDER_FORMATS (folders). A file format has `signatures` (its files' first bytes) and
     `decode(data, name, channel, pixel_size_um)` for its bytes held in memory; `open_file(path,
     name, channel, pixel_size_um, size)` opens a file lazily where the format allows (else its
     bytes are read and decoded whole), and `header_size(data, name)` gives (height, width) from

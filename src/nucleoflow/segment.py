@@ -17,6 +17,7 @@ from .appearance import distinct_colours
 from .atomic import atomic_path, check_writable, output_errors, remove_temporaries, staging_dir
 from .blocks import label_bands
 from .clobber import check_no_clobber
+from .decode import image_suffixes
 from .engine import check_tile, load_engine
 from .errors import InputError, UnreadableImage, counted, setting_value
 from .formats import write_label_ome_tiff
@@ -27,7 +28,7 @@ from .outputs import DEFAULT_OUTPUTS, OUTPUT_TYPES, OUTPUTS, NucleusOutputs, cha
 from .overlay import INDEX, write_index
 from .pool import Workers
 from .progress import LOG_INTERVAL_S, progress
-from .reader import file_fingerprint, image_entries, image_size, image_suffixes, open_image
+from .reader import file_fingerprint, image_entries, image_size, open_image
 from .region import array_source
 from .shards import PART, PARTS, merge_parts, part_rows, read_parts
 from .shipped import model_path as shipped_model_path

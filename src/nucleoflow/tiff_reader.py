@@ -1,6 +1,6 @@
 """TIFF and OME-TIFF (tifffile): the layout from OME-XML, ImageJ or the TIFF tags, the pixel size
 from OME, ImageJ's calibration or resolution tags; files read lazily (memory-mapped or chunk by
-chunk), bytes decoded whole. Registered in reader.FORMATS."""
+chunk), bytes decoded whole. Registered in decode.FILE_FORMATS."""
 
 import io
 import logging

@@ -1,5 +1,5 @@
 """OME-Zarr (NGFF 0.4/0.5, bioformats2raw layouts): a folder read chunk by chunk, its axes, channel
-names and pixel size from its attributes. Registered in reader.FORMATS."""
+names and pixel size from its attributes. Registered in reader.FOLDER_FORMATS."""
 
 import math
 from pathlib import Path

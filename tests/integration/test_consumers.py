@@ -21,10 +21,10 @@ from PIL import Image
 from scipy import ndimage as ndi
 from user_images import non_decreasing_map
 
+from nucleoflow.decode import open_bytes
 from nucleoflow.formats import STRIP_MAX_SIDE, pyramid_strides, write_label_ome_tiff
 from nucleoflow.outputs import OUTPUTS, NucleusOutputs, channel_planes
 from nucleoflow.overlay import COLOUR
-from nucleoflow.reader import open_bytes
 
 PIXEL_SIZE_UM = 0.5
 CROWDED = "ae9f76b5360df3f6"  # gray fluorescence, 256 px, 73 nuclei (crops.csv)

@@ -25,9 +25,9 @@ pytest.importorskip("pytestqt")
 
 from npe2 import PluginManifest  # noqa: E402
 
+from nucleoflow.decode import decode_image  # noqa: E402
 from nucleoflow.formats import write_label_ome_tiff  # noqa: E402
 from nucleoflow.napari_plugin import MODEL_FILE, SegmentWidget, get_reader, read_labels  # noqa: E402
-from nucleoflow.reader import decode_image  # noqa: E402
 from nucleoflow.segment import Segmenter  # noqa: E402
 from nucleoflow.shipped import model_path  # noqa: E402
 

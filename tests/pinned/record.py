@@ -22,11 +22,12 @@ import numpy as np
 import pandas as pd
 import tifffile
 
+from nucleoflow.decode import decode_image
 from nucleoflow.infer import probabilities
 from nucleoflow.metrics import image_scores
 from nucleoflow.options import Thresholds
 from nucleoflow.postprocess import instances
-from nucleoflow.reader import decode_image, to_hwc
+from nucleoflow.reader import to_hwc
 from nucleoflow.region import RegionSource
 from nucleoflow.segment import Segmenter
 
