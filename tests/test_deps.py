@@ -50,17 +50,29 @@ def test_module_files_follow_imports():
     assert "train" not in files
 
 
-def test_training_runs_no_reading_postprocessing_or_evaluation_code():
+def test_training_runs_no_reading_watershed_postprocessing_or_evaluation_code():
     """Issue 21: the train rule reran when reader.py (re-exported by io.py, which every rule
     imported), postprocess.py (its validation score), metrics.py, options.py or curves.py (its
-    plot, now the curves rule's) changed. It runs the network and its heads (targets, loss, the
-    watershed of the validation score), augmentation, crops, schedule and their helpers."""
+    plot, now the curves rule's) changed. It runs the network and its heads' targets and loss,
+    augmentation, crops, schedule and their helpers; the watershed and the score that picks the
+    epoch are the best_epoch rule's."""
     assert names(script_files(SCRIPTS / "train.py")) == {
         "__init__", "errors", "logs", "atomic", "progress", "device", "shipped",  # helpers
-        "train", "model", "loss", "augment", "crops", "schedule", "validation", "scores", "checkpoint", "launch",
-        "head", "heads", "interior_border", "distance", "targets", "watershed",  # what the network predicts
+        "train", "model", "loss", "augment", "crops", "schedule", "checkpoint", "launch",
+        "head", "heads", "interior_border", "distance", "targets",  # what the network predicts
         "prepared", "normalize", "appearance",  # the prepared data, as the network sees them
     }  # fmt: skip
+
+
+def test_the_best_epoch_is_picked_by_the_watershed_and_its_score():
+    assert {"watershed", "validation", "scores", "best_epoch"} <= names(script_files(SCRIPTS / "best_epoch.py"))
+
+
+def test_training_data_are_decoded_without_the_file_reader():
+    """Preprocess decodes the archive's bytes (decode.py): editing how files and folders are
+    opened or listed (reader.py, OME-Zarr) never retrains."""
+    files = names(script_files(SCRIPTS / "preprocess.py"))
+    assert "decode" in files and not files & {"reader", "zarr_reader"}
 
 
 def test_download_runs_only_its_own_code():

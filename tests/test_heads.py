@@ -13,7 +13,7 @@ from nucleoflow.head import Head
 from nucleoflow.heads import DEFAULT, HEADS, get_head
 from nucleoflow.metrics import image_scores
 from nucleoflow.model import build_unet, load_model, save_model
-from nucleoflow.options import Thresholds
+from nucleoflow.options import Thresholds, ThresholdSet
 from nucleoflow.postprocess import instances
 from nucleoflow.segment import Segmenter
 from nucleoflow.shipped import model_path
@@ -35,6 +35,12 @@ def _distance_logits(target):
 # Logits whose activation is what a perfect network outputs for a target: one per registered
 # head (a head registered without one fails test_every_head_is_tested).
 IDEAL_LOGITS = {"interior_border": _interior_border_logits, "distance": _distance_logits}
+
+
+def test_options_default_to_the_registrys_default_head():
+    """options.py names the default head itself (it stays free of the heads it never uses)."""
+    assert Thresholds().head == DEFAULT
+    assert ThresholdSet.from_json({}).default.head == DEFAULT
 
 
 def test_every_head_is_tested():

@@ -249,7 +249,7 @@ class ThresholdSet:
         return values
 
     @classmethod
-    def from_json(cls, values, tuned_on=None, head="interior_border"):
+    def from_json(cls, values, tuned_on=None, head=Thresholds.head):
         """The set to_json wrote, for a model of `head` (its config's)."""
         values = {**values, "head": head}
         modalities = values.pop("modality", {})

@@ -87,9 +87,10 @@ def test_every_stage_produces_real_results(smoke, crops_zip):
     robust = pd.read_csv(results / "robustness" / "robustness.csv")
     assert list(robust["variant"])[:5] == ["unchanged", "scale x0.5", "scale x0.75", "scale x1.5", "scale x2"]
     assert robust["DSB"].between(0, 1).all() and robust.loc[0, "DSB - unchanged"] == 0
-    for rule in ("download", "preprocess", "train", "curves", "predict", "tune", "tuned_model", "label", "evaluate", "report", "package", "robustness"):
+    for rule in CONSUMERS:
         assert (results / "logs" / f"{rule}.log").exists()
     assert "epoch 6/6" in (results / "logs" / "train.log").read_text()
+    assert "the best of 6 epochs is epoch" in (results / "logs" / "best_epoch.log").read_text()
     for rule in ("train", "predict", "tune", "label"):
         assert (results / "benchmarks" / f"{rule}.tsv").exists()
 
@@ -222,8 +223,9 @@ def test_training_param_retrains(smoke, tmp_path):
 # Which rules consume each rule's outputs (Snakefile, smoke configuration: thresholds tuned).
 CONSUMERS = {
     "download": {"preprocess", "label", "package"},
-    "preprocess": {"train", "predict", "tune", "tuned_model", "label", "evaluate", "report", "package", "robustness"},
-    "train": {"curves", "predict", "tuned_model", "report"},
+    "preprocess": {"train", "best_epoch", "predict", "tune", "tuned_model", "label", "evaluate", "report", "package", "robustness"},
+    "train": {"best_epoch"},
+    "best_epoch": {"curves", "predict", "tuned_model", "report"},
     "curves": set(),
     "predict": {"tune"},
     "tune": {"tuned_model", "report"},
@@ -235,16 +237,20 @@ CONSUMERS = {
     "report": set(),
 }
 EVERY_RULE = set(CONSUMERS)
-HEAD_RULES = {"train", "predict", "tune", "tuned_model", "label", "package", "robustness"}
-# Reading images (reader.py and its format modules): not training, which reads the prepared data.
-READING_RULES = {"preprocess", "predict", "label", "report", "robustness"}
+HEAD_RULES = {"train", "best_epoch", "predict", "tune", "tuned_model", "label", "package", "robustness"}
+# Decoding image bytes (decode.py and the file formats' modules): preprocess decodes the training
+# archive with them, so they retrain through its data.
+DECODING_RULES = {"preprocess", "predict", "label", "report", "robustness"}
+# Opening, sizing and listing image files and folders (reader.py, OME-Zarr): users' images only.
+READING_RULES = {"predict", "label", "robustness"}
+# The seeded watershed: labelling and the choice of training's best epoch, never the epochs.
+WATERSHED_RULES = {"best_epoch", "tune", "label", "robustness"}
 
 # Issue 21, "reruns by effect": for every library module, the rules whose code it is (their
 # scripts import it, directly or through other modules). Editing it must rerun exactly these and
-# the rules downstream of them. Training runs the network, targets, loss, augmentation, crops,
-# schedule and validation score: no reading, postprocessing or evaluation code. (An edit of
-# reader.py still retrains, through the data: preprocess decodes the training images with it, and
-# Snakemake reruns whatever consumes a rerun job's outputs.)
+# the rules downstream of them. Training (the train rule) runs the network, targets, loss,
+# augmentation, crops and schedule: no reading of image files, watershed, postprocessing or
+# evaluation code. Which epoch is the model is the best_epoch rule's (the watershed's score).
 CODE_OF = {
     "__init__": EVERY_RULE,
     "errors": EVERY_RULE,
@@ -252,16 +258,17 @@ CODE_OF = {
     "logs": EVERY_RULE,
     "download": {"download"},
     "dataset": {"preprocess", "label", "report", "robustness"},
+    "decode": DECODING_RULES,
+    "region": DECODING_RULES,
+    "tiff_reader": DECODING_RULES,
+    "pil_reader": DECODING_RULES,
     "reader": READING_RULES,
-    "region": READING_RULES,
-    "tiff_reader": READING_RULES,
-    "pil_reader": READING_RULES,
     "zarr_reader": READING_RULES,
-    "appearance": {"preprocess", "train", "predict", "label", "report", "package", "robustness"},
-    "prepared": {"train", "predict", "tuned_model", "label", "report", "package", "robustness"},
-    "normalize": {"train", "predict", "label", "package", "robustness"},
+    "appearance": {"preprocess", "train", "best_epoch", "predict", "label", "report", "package", "robustness"},
+    "prepared": {"train", "best_epoch", "predict", "tuned_model", "label", "report", "package", "robustness"},
+    "normalize": {"train", "best_epoch", "predict", "label", "package", "robustness"},
     "train": {"train"},
-    "model": {"train", "predict", "tuned_model", "label", "package", "robustness"},
+    "model": {"train", "best_epoch", "predict", "tuned_model", "label", "package", "robustness"},
     # What the network predicts (head.py): the heads registry is imported wherever a model is
     # built or its maps are labelled, so an edit of any head reruns both sides.
     "head": HEAD_RULES,
@@ -269,18 +276,19 @@ CODE_OF = {
     "interior_border": HEAD_RULES,
     "distance": HEAD_RULES,
     "targets": HEAD_RULES,
-    "watershed": HEAD_RULES,
+    "watershed": WATERSHED_RULES,
     "loss": {"train"},
-    "augment": {"train"},
-    "crops": {"train"},
+    "augment": {"train", "best_epoch"},
+    "crops": {"train", "best_epoch"},
     "schedule": {"train"},
-    "validation": {"train"},
-    "checkpoint": {"train"},
+    "validation": {"best_epoch"},
+    "best_epoch": {"best_epoch"},
+    "checkpoint": {"train", "best_epoch"},
     "launch": {"train"},
-    "device": {"train", "predict", "tuned_model", "label", "package", "robustness"},
-    "shipped": {"train", "predict", "tuned_model", "label", "package", "robustness"},
-    "progress": {"train", "predict", "tune", "label", "robustness"},
-    "scores": {"train", "tune", "evaluate", "report", "robustness"},
+    "device": {"train", "best_epoch", "predict", "tuned_model", "label", "package", "robustness"},
+    "shipped": {"train", "best_epoch", "predict", "tuned_model", "label", "package", "robustness"},
+    "progress": {"train", "best_epoch", "predict", "tune", "label", "robustness"},
+    "scores": {"best_epoch", "tune", "evaluate", "report", "robustness"},
     "curves": {"curves", "report"},
     "infer": {"predict", "label", "robustness"},
     "ahead": {"predict", "label", "robustness"},
@@ -346,7 +354,7 @@ def test_the_rerun_table_covers_every_library_module():
 
 # The default run edits these (one per kind of rerun: everything, training, preprocessing and
 # training through the data, labelling, a report, nothing); the slow run every module (about 4 s each).
-QUICK_EDITS = {"errors", "loss", "reader", "watershed", "report", "cli"}
+QUICK_EDITS = {"errors", "loss", "decode", "reader", "watershed", "report", "cli"}
 
 
 @pytest.mark.parametrize("module", [m if m in QUICK_EDITS else pytest.param(m, marks=pytest.mark.slow) for m in sorted(CODE_OF)])
@@ -355,11 +363,12 @@ def test_editing_a_module_reruns_exactly_the_rules_it_can_change(smoke, module):
     assert edited(work / "src" / "nucleoflow" / f"{module}.py", lambda: planned_rules(work, *args)) == rerun(CODE_OF[module])
 
 
-def test_editing_reading_or_postprocessing_code_never_retrains():
+def test_editing_reading_watershed_or_postprocessing_code_never_retrains():
     """The train rule's own code is none of these: only new data (preprocess) retrains."""
-    for module in ("postprocess", "pool", "blocks", "segment", "options", "metrics", "curves", "report", "infer", "tune", "clobber", "formats"):
+    reading_and_labelling = ("reader", "zarr_reader", "watershed", "validation", "scores", "postprocess", "pool", "blocks", "segment", "options")
+    for module in (*reading_and_labelling, "metrics", "curves", "report", "infer", "tune", "clobber", "formats"):
         assert "train" not in rerun(CODE_OF[module]), module
-    for module in ("reader", "region", "tiff_reader", "pil_reader", "zarr_reader", "dataset"):
+    for module in ("decode", "region", "tiff_reader", "pil_reader", "dataset"):
         assert "train" not in CODE_OF[module], module
 
 
@@ -453,7 +462,7 @@ def test_killed_workflow_resumes_training(tmp_path, crops_zip, crops_sha256):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (work / "results" / "model" / "model.pt").exists()
-    assert (work / "results" / "model" / "checkpoint.pt").exists()
+    assert (work / "results" / "model" / "training" / "state.pt").exists()
     snakemake(work, "--unlock", *args)  # a SIGKILLed snakemake leaves its lock, as after a power loss
     snakemake(work, "--rerun-incomplete", *args)
     text = log.read_text()
@@ -461,7 +470,8 @@ def test_killed_workflow_resumes_training(tmp_path, crops_zip, crops_sha256):
     history = pd.read_csv(work / "results" / "model" / "history.csv")
     assert list(history["epoch"]) == list(range(1, 7))
     assert (work / "results" / "model" / "model.pt").exists()
-    assert not (work / "results" / "model" / "checkpoint.pt").exists()
+    assert len(list((work / "results" / "model" / "epochs").glob("epoch_*.pt"))) == 6
+    assert not (work / "results" / "model" / "training").exists()
 
 
 @pytest.mark.slow
