@@ -116,9 +116,9 @@ def test_training_stops_the_moment_the_loss_is_not_finite(tmp_path, monkeypatch)
     monkeypatch.setattr(InteriorBorder, "loss", poisoned)
     cfg = dict(epochs=2, samples_per_epoch=16, batch_size=2, crop_size=32, learning_rate=1e-3, weight_decay=0.0, modality_balance=0.0, seed=0)
     with pytest.raises(TrainingDiverged, match=r"epoch 1, step 3: the loss became NaN or infinite. Lower train.learning_rate"):
-        train.train(data, tmp_path / "model.pt", tmp_path / "history.csv", tmp_path / "checkpoint.pt", dict(depth=2, base_width=4, norm="batch"), cfg)
+        train.train(data, tmp_path / "epochs", tmp_path / "training", dict(depth=2, base_width=4, norm="batch"), cfg)
     assert len(calls) == 3  # stopped at once
-    assert not (tmp_path / "model.pt").exists() and not (tmp_path / "checkpoint.pt").exists()
+    assert not (tmp_path / "epochs").exists() and not list((tmp_path / "training").iterdir())
 
 
 def test_non_finite_weights_stop_training():

@@ -37,7 +37,7 @@ pytestmark = [pytest.mark.slurm, pytest.mark.slow]
 SBIN = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/sbin"])
 PROGRAMS = ("munged", "slurmctld", "slurmd", "sbatch", "srun", "squeue", "sinfo", "scontrol", "scancel")
 # Every rule of the smoke run except `all`; each must be a SLURM job of its own.
-RULES = ("download", "preprocess", "train", "predict", "tune", "tuned_model", "label", "evaluate", "report", "package", "robustness")
+RULES = ("download", "preprocess", "train", "best_epoch", "predict", "tune", "tuned_model", "label", "evaluate", "report", "package", "robustness")
 GPU_RULES = ("train", "predict", "label")
 # Memory the smoke rules ask for (predict: 8000 MB) must fit on the node.
 MIN_NODE_MEM_MB = 16000
