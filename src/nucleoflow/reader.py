@@ -54,7 +54,6 @@ exceed ~1032:1) and no two tiles stored at the same offset (a tile-reuse bomb). 
 images go through the lazy path: TIFFs memory-mapped or read chunk by chunk, Zarr by chunk.
 """
 
-import logging
 import os
 from pathlib import Path
 
@@ -64,8 +63,6 @@ from . import zarr_reader
 from .decode import decode, image_format, image_suffixes
 from .errors import InputError, UnreadableImage
 from .region import ImageFormat, RegionSource
-
-log = logging.getLogger(__name__)
 
 # The formats of image folders, a module each (region.ImageFormat): adding one is its module and
 # a line here (file formats: decode.FILE_FORMATS).

@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from .atomic import atomic_path
 from .augment import Augmentation
-from .checkpoint import fingerprint, load_checkpoint, save_checkpoint, save_epoch
+from .checkpoint import epoch_files, fingerprint, load_checkpoint, save_checkpoint, save_epoch
 from .crops import crop_logits, load_split, make_batch, resident, sampling_weights, validation_crops
 from .device import prepare, seeded, torch_threads
 from .errors import InputError
@@ -279,7 +279,7 @@ def _finish(run):
     run.checkpoint_path.unlink()
     shutil.rmtree(run.epochs_dir, ignore_errors=True)
     run.work_dir.rename(run.epochs_dir)
-    log.info("saved %d epochs to %s", len(list(run.epochs_dir.glob("epoch_*.pt"))), run.epochs_dir)
+    log.info("saved %d epochs to %s", len(epoch_files(run.epochs_dir)), run.epochs_dir)
 
 
 @contextlib.contextmanager
