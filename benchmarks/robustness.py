@@ -50,7 +50,9 @@ def main():
         table = robustness_table(segmenter, val, args.scales, extra).assign(model=str(model))
         print(f"{model}: {time.perf_counter() - start:.0f} s", flush=True)
         tables.append(table)
-    frame = pd.concat(tables, ignore_index=True)[["model", "variant", "images", "DSB", "AP@0.5 pooled", "count ratio", "DSB - unchanged"]]
+    frame = pd.concat(tables, ignore_index=True)[
+        ["model", "variant", "images", "DSB", "AP@0.5 pooled", "count ratio", "DSB - unchanged", "DSB if labelled as unchanged"]
+    ]
     print(frame.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
     for model, rows in frame.groupby("model", sort=False):
         worst = worst_variant(rows)
