@@ -95,7 +95,8 @@ def robustness_table(segment, examples, scales=SCALES, extra=None):
         if base:
             base_dsb, base_labels = reference[base]
             row["DSB - unchanged"] = row["DSB"] - base_dsb
-            row["DSB if labelled as unchanged"] = score((truth, labels_to_shape(got, truth.shape)) for truth, got in zip(truths, base_labels))["DSB"]
+            mapped = score((truth, labels_to_shape(got, truth.shape)) for truth, got in zip(truths, base_labels))["DSB"] if name != base else base_dsb
+            row["DSB if labelled as unchanged"] = mapped
         rows.append(row)
     return pd.DataFrame(rows)
 
