@@ -1,7 +1,7 @@
 """Train the robustness candidates side by side and pick one by a rule fixed before the run.
 
     python models/train_candidates.py --data results/data --out DIR --budget-s 600
-        [--candidates inner touching robust robust_finetune augment_finetune] [--monuseg monuseg_test.zip]
+        [--candidates inner touching robust robust_finetune augment_finetune lowres_finetune] [--monuseg monuseg_test.zip]
     python models/train_candidates.py --data results/data --out DIR --judge-only --candidates NAME...
 
 The prepared GPU run of issue 12: each candidate trains for an equal share of the budget with
@@ -57,6 +57,7 @@ from nucleoflow.tune import tune_by_modality
 log = logging.getLogger("train_candidates")
 
 ROBUST_AUGMENT = {"zoom": [0.5, 2.0], "aspect": 0.2, "stain": 0.2, "hue": 0.05, "saturation": 0.3, "grayscale": 0.1, "invert": 0.05}
+LOWRES_AUGMENT = {**ROBUST_AUGMENT, "lowres": 0.3}
 CANDIDATES = {
     "inner": {},  # the shipped recipe, retrained at this budget: the control
     "touching": {"targets": "touching", "border_weight": 3.0},
@@ -66,6 +67,9 @@ CANDIDATES = {
     # Round 3: only the augmentation changes; the shipped targets (inner_boundary) stay, so the
     # fine-tuning does not spend its budget relearning what the output channels mean.
     "augment_finetune": {"augment": ROBUST_AUGMENT, "init_model": "dsb2018_unet", "learning_rate": 0.0005},
+    # Round 6: the robust recipe plus low-resolution crops, for the halved images that lose their
+    # detail (round 5: the x0.5 loss is the labelling's) and the small-nucleus ones Segmenter zooms up.
+    "lowres_finetune": {"targets": "touching", "border_weight": 3.0, "augment": LOWRES_AUGMENT, "init_model": "dsb2018_unet", "learning_rate": 0.0005},
 }
 RULE = {"min_dsb_gain": 0.01, "max_modality_loss": 0.005, "min_worst_gain": 0.02}
 

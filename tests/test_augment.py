@@ -7,7 +7,8 @@ import torch
 from PIL import Image
 from skimage.color import hed2rgb, rgb2hed
 
-from nucleoflow.augment import Augmentation, colour_jitter, crop_window, hue_saturation, stain_jitter, zoom_to
+from nucleoflow.augment import Augmentation, colour_jitter, crop_window, hue_saturation, simulate_low_resolution, stain_jitter, zoom_to
+from nucleoflow.scale import zoom
 
 
 def histology_crop(crops_zip):
@@ -79,3 +80,26 @@ def test_inversion_and_grayscale_are_drawn_per_crop():
     inverted = torch.isclose(out.mean(dim=(1, 2, 3)), 1 - images.mean(dim=(1, 2, 3)), atol=1e-5)
     gray = (out.std(dim=1) < 1e-6).all(dim=(1, 2))
     assert 10 < inverted.sum() < 54 and 10 < gray.sum() < 54
+
+
+def test_low_resolution_crops_look_like_a_halved_image_zoomed_back(crops_zip):
+    """A crop at factor 0.5 loses the detail that a halved image, zoomed back up by Segmenter's
+    own zoom, has lost: it is far closer to that image than to the crop it came from."""
+    rgb = histology_crop(crops_zip)
+    batch = torch.from_numpy(rgb).permute(2, 0, 1)[None].contiguous()
+    out = simulate_low_resolution(batch, 1.0, np.random.default_rng(0), factors=(0.5, 0.5))[0].permute(1, 2, 0).numpy()
+    back = zoom(zoom(rgb, 0.5), 2.0)
+    assert out.shape == rgb.shape and abs(out.mean() - rgb.mean()) < 0.01
+    h, w = min(back.shape[0], rgb.shape[0]), min(back.shape[1], rgb.shape[1])
+    assert np.abs(out - back[:h, :w]).mean() < 0.5 * np.abs(out - rgb).mean()
+    unchanged = simulate_low_resolution(batch, 1.0, np.random.default_rng(0), factors=(1.0, 1.0))
+    torch.testing.assert_close(unchanged, batch, atol=1e-5, rtol=0)
+
+
+def test_low_resolution_is_drawn_per_crop_and_spares_the_rest():
+    images = torch.rand(64, 3, 32, 32)
+    out = simulate_low_resolution(images, 0.3, np.random.default_rng(0))
+    changed = (out - images).abs().amax(dim=(1, 2, 3)) > 1e-4
+    assert 8 < changed.sum() < 32
+    torch.testing.assert_close(out[~changed], images[~changed])
+    assert simulate_low_resolution(images, 0.0, np.random.default_rng(0)) is images

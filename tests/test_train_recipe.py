@@ -64,7 +64,7 @@ def test_robust_recipe_trains_on_real_crops(data_dir, tmp_path):
         "seed": 0,
         "targets": "touching",
         "border_weight": 3.0,
-        "augment": ROBUST,
+        "augment": {**ROBUST, "lowres": 0.5},
     }
     history = train(data_dir, tmp_path / "epochs", tmp_path / "training", MODEL, cfg)
     assert len(history) == 2 and np.isfinite(history["train_loss"]).all()

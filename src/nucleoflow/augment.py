@@ -21,6 +21,8 @@ from skimage.color import hed_from_rgb, rgb_from_hed
 # redone here because skimage works on numpy arrays, not batched device tensors (and clips
 # negative stain amounts, which would make the round trip lossy).
 HED_FROM_RGB, RGB_FROM_HED = hed_from_rgb.astype(np.float32), rgb_from_hed.astype(np.float32)
+# Resolution kept by a low-resolution crop: down to half, as in the robustness benchmark's x0.5.
+LOWRES_FACTORS = (0.5, 1.0)
 MIN_LIGHT = 1e-3  # optical density of a pixel that lets through no light: finite
 
 
@@ -35,12 +37,13 @@ class Augmentation:
     saturation: float = 0.3
     grayscale: float = 0.1  # probability
     invert: float = 0.05  # probability: a model that also sees the other polarity
+    lowres: float = 0.0  # probability: the crop's detail blurred away (simulate_low_resolution)
 
     @classmethod
     def from_config(cls, cfg):
         """From train.augment in the config; {} or None keeps only the dihedral and intensity jitter."""
         if not cfg:
-            return cls(zoom=(1.0, 1.0), aspect=0.0, stain=0.0, hue=0.0, saturation=0.0, grayscale=0.0, invert=0.0)
+            return cls(zoom=(1.0, 1.0), aspect=0.0, stain=0.0, hue=0.0, saturation=0.0, grayscale=0.0, invert=0.0, lowres=0.0)
         return cls(**{**cfg, "zoom": tuple(cfg.get("zoom", cls.zoom))})
 
 
@@ -59,6 +62,23 @@ def zoom_to(image, target, size):
     image = F.interpolate(image[None], size=(size, size), mode="bilinear", align_corners=False, antialias=image.shape[-1] > size)[0]
     target = F.interpolate(target[None, None].float(), size=(size, size), mode="nearest")[0, 0].to(target.dtype)
     return image, target
+
+
+def simulate_low_resolution(images, probability, rng, factors=LOWRES_FACTORS):
+    """Shrink some crops of a (B, C, H, W) batch by a drawn factor (anti-aliased) and enlarge them
+    back: nuclei keep their size and lose their fine detail, as in an image that Segmenter zooms
+    up to the training sizes (scale.rescale_factor) or one taken at a lower resolution (nnU-Net's
+    SimulateLowResolutionTransform)."""
+    picked = np.flatnonzero(rng.random(len(images)) < probability)
+    if not picked.size:
+        return images
+    images = images.clone()
+    size = images.shape[-2:]
+    for i, factor in zip(picked, rng.uniform(*factors, picked.size)):
+        small = [max(4, round(side * factor)) for side in size]
+        shrunk = F.interpolate(images[i : i + 1], size=small, mode="bilinear", align_corners=False, antialias=True)
+        images[i] = F.interpolate(shrunk, size=size, mode="bilinear", align_corners=False)[0]
+    return images
 
 
 def _per_crop(values, device):

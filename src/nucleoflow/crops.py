@@ -10,7 +10,7 @@ import pandas as pd
 import tifffile
 import torch
 
-from .augment import Augmentation, colour_jitter, crop_window, zoom_to
+from .augment import Augmentation, colour_jitter, crop_window, simulate_low_resolution, zoom_to
 from .device import autocast
 from .heads import DEFAULT, get_head
 from .normalize import normalize
@@ -74,11 +74,13 @@ def random_crop(example, size, rng, aug=NO_AUGMENTATION):
 
 
 def augment_batch(images, targets, rng, colour=(), aug=NO_AUGMENTATION):
-    """Per-crop colour jitter (augment.py), dihedral transform, channel shuffle (stain colour),
+    """Per-crop low-resolution and colour jitter (augment.py), dihedral transform, channel shuffle (stain colour),
     contrast/brightness/gamma jitter; colour: per crop, whether it comes from a colour image.
 
     Runs on the training device: on a GPU the Python loop here is the step's only CPU work.
     """
+    if aug.lowres:  # no draw otherwise: the other recipes' random streams stay as they were
+        images = simulate_low_resolution(images, aug.lowres, rng)
     images = colour_jitter(images, colour or [False] * len(images), aug, rng)
     out_images, out_targets = [], []
     for image, target in zip(images, targets):
