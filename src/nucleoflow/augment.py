@@ -68,7 +68,10 @@ def simulate_low_resolution(images, probability, rng, factors=LOWRES_FACTORS):
     """Shrink some crops of a (B, C, H, W) batch by a drawn factor (anti-aliased) and enlarge them
     back: nuclei keep their size and lose their fine detail, as in an image that Segmenter zooms
     up to the training sizes (scale.rescale_factor) or one taken at a lower resolution (nnU-Net's
-    SimulateLowResolutionTransform)."""
+    SimulateLowResolutionTransform). Probability 0 draws nothing, so that recipes without it keep
+    their random streams."""
+    if not probability:
+        return images
     picked = np.flatnonzero(rng.random(len(images)) < probability)
     if not picked.size:
         return images

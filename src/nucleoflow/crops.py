@@ -79,8 +79,7 @@ def augment_batch(images, targets, rng, colour=(), aug=NO_AUGMENTATION):
 
     Runs on the training device: on a GPU the Python loop here is the step's only CPU work.
     """
-    if aug.lowres:  # no draw otherwise: the other recipes' random streams stay as they were
-        images = simulate_low_resolution(images, aug.lowres, rng)
+    images = simulate_low_resolution(images, aug.lowres, rng)
     images = colour_jitter(images, colour or [False] * len(images), aug, rng)
     out_images, out_targets = [], []
     for image, target in zip(images, targets):
