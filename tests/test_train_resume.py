@@ -6,15 +6,11 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
 from runner import ROOT
 
-from nucleoflow.best_epoch import averaged_model, tail_epochs
-from nucleoflow.checkpoint import epoch_files
-from nucleoflow.crops import load_split, validation_crops
 from nucleoflow.dataset import build_dataset
 from nucleoflow.errors import InputError
 from nucleoflow.model import load_model
@@ -180,16 +176,13 @@ def test_budgeted_training_stopped_by_sigterm_keeps_its_best_epoch(data_dir, tmp
 def test_equal_scores_keep_the_epoch_with_the_lower_validation_loss(trained, uninterrupted):
     """best_epoch keeps the epoch of the highest validation DSB, its weights as they were saved; a
     short run may score the same DSB (0) every epoch: the saved model is then the epoch with the
-    lowest validation loss, not the first one. The tail's mean (epochs 3-4) was scored beside them
-    and, not scoring higher than the best epoch, is not kept."""
+    lowest validation loss, not the first one."""
     card = json.loads((trained / "model.json").read_text())
     top = uninterrupted[uninterrupted["val_dsb"] == uninterrupted["val_dsb"].max()]
-    assert card["epoch"] == top.loc[top["val_loss"].idxmin(), "epoch"] and "averaged_epochs" not in card
+    assert card["epoch"] == top.loc[top["val_loss"].idxmin(), "epoch"]
     kept, _ = load_model(trained / "model.pt")
     epoch, _ = load_model(trained / "epochs" / f"epoch_{card['epoch']:03d}.pt")
     assert all(torch.equal(a, b) for a, b in zip(kept.state_dict().values(), epoch.state_dict().values()))
-    averaged = float((trained / "train.log").read_text().split("epochs 3-4 averaged: val_dsb ")[1].split()[0])
-    assert averaged <= card["val_dsb"]
 
 
 def test_a_budgeted_run_fits_its_schedule_and_a_killed_one_resumes_with_it(data_dir, tmp_path):
@@ -209,30 +202,3 @@ def test_a_budgeted_run_fits_its_schedule_and_a_killed_one_resumes_with_it(data_
     assert len(pd.read_csv(tmp_path / "history.csv")) == 3
     resumed = (tmp_path / "train.log").read_text()  # the rerun's own log
     assert "resumed from epoch 1" in resumed and "budget 0.4 min" not in resumed  # fitted once, kept on resume
-
-
-def test_the_schedule_tail_is_its_second_half():
-    history = pd.DataFrame({"epoch": [1, 2, 3, 4, 5]})
-    assert tail_epochs(history, 5) == [3, 4, 5]
-    assert tail_epochs(history.iloc[:3], 5) == []  # stopped before the tail had two epochs
-    assert tail_epochs(history.iloc[:1], 1) == []
-
-
-def test_the_tail_average_is_the_mean_of_its_epochs_with_statistics_of_the_crops(data_dir, trained):
-    """best_epoch's averaged model: every weight the mean of the tail epochs' weights, every
-    batch-norm statistic measured afresh on the crops given (here the first layer's mean, computed
-    by hand from its convolution's outputs, batch by batch as update_bn counts them)."""
-    files = epoch_files(trained / "epochs")
-    manifest = pd.read_csv(data_dir / "manifest.csv")
-    crops = validation_crops(load_split(data_dir, manifest, "train"), TRAIN["crop_size"], per_side=1)[:8]
-    average = averaged_model(files, [3, 4], crops, torch.device("cpu"), batch_size=4)
-    epochs = [load_model(files[e])[0].state_dict() for e in (3, 4)]
-    for name, weight in average.named_parameters():
-        torch.testing.assert_close(weight, (epochs[0][name] + epochs[1][name]) / 2)
-    conv = next(m for m in average.modules() if isinstance(m, torch.nn.Conv2d))
-    name, norm = next((n, m) for n, m in average.named_modules() if isinstance(m, torch.nn.BatchNorm2d))
-    with torch.no_grad():
-        batches = [torch.from_numpy(np.stack([c[0] for c in crops[i : i + 4]])) for i in (0, 4)]
-        means = torch.stack([conv(b).mean(dim=(0, 2, 3)) for b in batches]).mean(dim=0)
-    assert not any(torch.allclose(norm.running_mean, e[f"{name}.running_mean"]) for e in epochs)
-    torch.testing.assert_close(norm.running_mean, means, atol=1e-4, rtol=1e-4)
