@@ -229,6 +229,30 @@ def assert_only(folder, names):
     assert {p.name for p in Path(folder).iterdir()} == names
 
 
+def test_kaggle_masks_are_read_as_stored_pixels(tmp_path, out_dir):
+    """A mask is its non-zero pixels as stored, never an image's network channels. A white nucleus
+    over faint noise (a resampled or lossy mask) is what a fill looks like to an image's
+    appearance: read as an image it would become background and the nucleus would shrink to the
+    noise. Transparent pixels (an RGBA mask) are not the mask, whatever their colour."""
+    nucleus = disc((30, 30), 10)
+    faint = np.zeros(SHAPE, np.uint8)
+    faint[::9, ::9] = 3
+    noisy = np.where(nucleus, 255, faint).astype(np.uint8)
+    rgba = np.zeros(SHAPE + (4,), np.uint8)
+    rgba[..., :3] = 255
+    rgba[..., 3] = np.where(nucleus, 255, 0)
+    members = {
+        "x/images/x.png": png(micrograph([nucleus])),
+        "x/masks/noisy.png": png(noisy),
+        "y/images/y.png": png(micrograph([nucleus], seed=3)),
+        "y/masks/rgba.png": png(rgba),
+    }
+    build(write_members(tmp_path / "in.zip", members), out_dir)
+    noisy_labels = tifffile.imread(out_dir / "labels" / "x.tif")
+    assert noisy_labels.max() == 1 and (noisy_labels[nucleus] == 1).all()
+    np.testing.assert_array_equal(tifffile.imread(out_dir / "labels" / "y.tif") == 1, nucleus)
+
+
 def test_kaggle_overlapping_masks_keep_first(tmp_path, out_dir):
     a, b = disc((30, 26), 10), disc((30, 38), 10)
     assert (a & b).any() and (a & ~b).any() and (b & ~a).any()

@@ -66,6 +66,17 @@ class Archive:
         """The network channels (H, W, 1 or 3) of an image member (decode.open_bytes)."""
         return decode_image(self.read(name), f"{self.path}:{name}")
 
+    def mask(self, name):
+        """A mask member (one nucleus, the Kaggle layout) as boolean (H, W): any stored channel
+        non-zero where not transparent. Its stored pixels, not an image's network channels: a
+        mask has no appearance to judge, and one nucleus of one colour set apart from the rest is
+        what a fill looks like to it (read as background)."""
+        source = open_bytes(self.read(name), f"{self.path}:{name}", channel=0)  # every plane as read
+        whole = (0, source.height, 0, source.width)
+        mask = source.read_channels(*whole).max(axis=-1) > 0
+        alpha = source.read_alpha(*whole)
+        return mask if alpha is None else mask & (alpha > 0)
+
     def labels(self, name):
         """An instance label member as uint32 (H, W), checked and relabelled (instance_labels)."""
         where = f"{self.path}:{name}"
@@ -218,14 +229,13 @@ def load_labels(archive, sample, shape):
     labels = np.zeros(shape, np.uint32)
     overlap, next_id = 0, 1
     for name in sorted(sample.masks):
-        mask = archive.image(name)
-        if mask.shape[:2] != shape:
+        mask = archive.mask(name)
+        if mask.shape != shape:
             raise InputError(
                 f"{archive.path}:{name}",
                 f"mask is {mask.shape[0]}x{mask.shape[1]} but its image is {shape[0]}x{shape[1]}",
                 "Each mask must have its image's size",
             )
-        mask = mask.max(axis=-1) > 0
         if not mask.any():
             log.warning("%s: empty mask skipped", name)
             continue

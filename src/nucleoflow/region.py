@@ -267,6 +267,10 @@ class RegionSource:
             region = region[..., keep]
         return region
 
+    def read_alpha(self, y0, y1, x0, x1):
+        """The alpha of a region, (h, w) raw values, or None for an image without one."""
+        return self._stored(y0, y1, x0, x1)[..., self._alpha] if self._alpha is not None else None
+
     def _network(self, y0, y1, x0, x1):
         """(the network's channels of a region, non-finite pixels read as `fill`; its alpha, or None)."""
         stored = self._stored(y0, y1, x0, x1)
