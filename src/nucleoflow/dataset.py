@@ -66,12 +66,17 @@ class Archive:
         """The network channels (H, W, 1 or 3) of an image member (decode.open_bytes)."""
         return decode_image(self.read(name), f"{self.path}:{name}")
 
+    def _planes(self, name):
+        """A RegionSource of a member whose stored planes are read as they are (mask, labels): the
+        channel given only satisfies open_bytes; no channel is chosen and no appearance judged."""
+        return open_bytes(self.read(name), f"{self.path}:{name}", channel=0)
+
     def mask(self, name):
         """A mask member (one nucleus, the Kaggle layout) as boolean (H, W): any stored channel
         non-zero where not transparent. Its stored pixels, not an image's network channels: a
         mask has no appearance to judge, and one nucleus of one colour set apart from the rest is
         what a fill looks like to it (read as background)."""
-        source = open_bytes(self.read(name), f"{self.path}:{name}", channel=0)  # every plane as read
+        source = self._planes(name)
         whole = (0, source.height, 0, source.width)
         mask = source.read_channels(*whole).max(axis=-1) > 0
         alpha = source.read_alpha(*whole)
@@ -80,7 +85,7 @@ class Archive:
     def labels(self, name):
         """An instance label member as uint32 (H, W), checked and relabelled (instance_labels)."""
         where = f"{self.path}:{name}"
-        source = open_bytes(self.read(name), where, channel=0)  # every plane as read: no channel choice
+        source = self._planes(name)
         if source.channels not in (1, 3, 4):
             raise InputError(where, f"has {source.channels} channels or planes", "Save labels as one 2D integer image (one id per nucleus)")
         return instance_labels(source.read_channels(0, source.height, 0, source.width), where)
