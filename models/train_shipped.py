@@ -42,6 +42,9 @@ def train_and_pick(data, out, model_cfg, train_cfg, threads):
         train(data, out / "epochs", out / "training", model_cfg, train_cfg, threads=threads)
         return pick_best(out / "epochs", data, out / "model.pt", out / "history.csv", threads=threads)
     except SystemExit:
+        if not (out / "training" / "history.csv").exists():
+            log.warning("stopped before the first epoch ended: no model; run the same command again to start over")
+            raise
         stopped = len(pd.read_csv(out / "training" / "history.csv"))
         log.warning("stopped after epoch %d of %d; the best of those epochs is the model", stopped, train_cfg.epochs)
         return pick_best(out / "training", data, out / "model.pt", out / "history.csv", threads=threads, stopped_after_epoch=stopped)

@@ -50,13 +50,18 @@ def start(data_dir, out, train_cfg=TRAIN):
     return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def kill_after_epoch(proc, log, epoch, signum):
+def kill_after(proc, log, text, signum):
+    """Send signum once `text` is in the log; the exit status."""
     deadline = time.monotonic() + 120
-    while f"epoch {epoch}/" not in (log.read_text() if log.exists() else ""):
+    while text not in (log.read_text() if log.exists() else ""):
         assert proc.poll() is None and time.monotonic() < deadline, "training ended before the kill"
         time.sleep(0.05)
     proc.send_signal(signum)
     return proc.wait(timeout=60)
+
+
+def kill_after_epoch(proc, log, epoch, signum):
+    return kill_after(proc, log, f"epoch {epoch}/", signum)
 
 
 @pytest.fixture(scope="module")
@@ -144,26 +149,17 @@ def test_distributed_training_matches_single_process(data_dir, uninterrupted, tm
     assert (tmp_path / "model.pt").exists()
 
 
+def train_shipped_args(data_dir, out, budget_s):
+    """models/train_shipped.py's command line for the test model, 3 epochs fitted to budget_s."""
+    sets = [f"--set=model.{k}={v}" for k, v in MODEL.items()] + [f"--set=train.{k}={v}" for k, v in TRAIN.items() if k not in ("epochs", "samples_per_epoch")]
+    script = ROOT / "models" / "train_shipped.py"
+    return [sys.executable, str(script), "--data", str(data_dir), "--out", str(out), "--budget-s", str(budget_s), "--epochs", "3", "--threads", "1", *sets]
+
+
 def test_budgeted_training_stopped_by_sigterm_keeps_its_best_epoch(data_dir, tmp_path):
     """models/train_shipped.py (how the shipped model was trained): schedule sized to a budget;
     SIGTERM (a `timeout`, a lease running out) still leaves a finished model."""
-    sets = [f"--set=model.{k}={v}" for k, v in MODEL.items()] + [f"--set=train.{k}={v}" for k, v in TRAIN.items() if k not in ("epochs", "samples_per_epoch")]
-    args = [
-        sys.executable,
-        str(ROOT / "models" / "train_shipped.py"),
-        "--data",
-        str(data_dir),
-        "--out",
-        str(tmp_path),
-        "--budget-s",
-        "60",
-        "--epochs",
-        "3",
-        "--threads",
-        "1",
-        *sets,
-    ]
-    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(train_shipped_args(data_dir, tmp_path, 60), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     assert kill_after_epoch(proc, tmp_path / "train.log", 1, signal.SIGTERM) == 0
     card = json.loads((tmp_path / "model.json").read_text())
     assert card["stopped_after_epoch"] >= 1 and card["epoch"] <= card["stopped_after_epoch"]
@@ -171,6 +167,16 @@ def test_budgeted_training_stopped_by_sigterm_keeps_its_best_epoch(data_dir, tmp
     assert card["train"]["samples_per_epoch"] > TRAIN["batch_size"]  # the budget bought more than one step
     assert card["training_time_s"] >= 0 and "per step" in (tmp_path / "train.log").read_text()
     load_model(tmp_path / "model.pt")
+
+
+def test_budgeted_training_stopped_before_its_first_epoch_says_so(data_dir, tmp_path):
+    """SIGTERM before any epoch was saved leaves no model and says to run again (not a traceback
+    about a missing history)."""
+    proc = subprocess.Popen(train_shipped_args(data_dir, tmp_path, 600), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    assert kill_after(proc, tmp_path / "train.log", "per step", signal.SIGTERM) == 128 + signal.SIGTERM
+    assert "Traceback" not in proc.stderr.read()
+    assert "stopped before the first epoch ended" in (tmp_path / "train.log").read_text()
+    assert not (tmp_path / "model.pt").exists()
 
 
 def test_equal_scores_keep_the_epoch_with_the_lower_validation_loss(trained, uninterrupted):
