@@ -1,6 +1,8 @@
 """Training killed mid-run resumes from its last complete epoch and ends as if never killed."""
 
+import hashlib
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -107,6 +109,27 @@ def test_fine_tuning_starts_from_the_given_model(data_dir, trained, uninterrupte
     assert first.val_loss < scratch.val_loss
     assert abs(first.val_loss - best.val_loss) < abs(scratch.val_loss - best.val_loss) / 2
     assert json.loads((tmp_path / "model.json").read_text())["train"]["init_model"] == init
+
+
+def test_a_fine_tuned_models_card_carries_the_rounds_before_it(data_dir, trained, tmp_path):
+    """Each card's lineage: the rounds of its init_model's card, then its own (recipe, device,
+    crops of all its epochs), kept when the file a round started from is gone."""
+    first = tmp_path / "first.pt"
+    shutil.copy(trained / "model.pt", first)
+    first_sha = hashlib.sha256(first.read_bytes()).hexdigest()
+    (tmp_path / "second").mkdir(), (tmp_path / "third").mkdir()
+    assert start(data_dir, tmp_path / "second", dict(TRAIN, epochs=2, learning_rate=1e-4, init_model=str(first))).wait() == 0
+    first.unlink()
+    second = tmp_path / "second" / "model.pt"
+    assert start(data_dir, tmp_path / "third", dict(TRAIN, epochs=1, learning_rate=5e-5, init_model=str(second))).wait() == 0
+    rounds = json.loads((tmp_path / "third" / "model.json").read_text())["lineage"]
+    assert [r["round"] for r in rounds] == [1, 2, 3]
+    assert [r["init_model"] for r in rounds] == [None, str(first), str(second)]
+    assert [r["init_sha256"] for r in rounds[1:]] == [first_sha, hashlib.sha256(second.read_bytes()).hexdigest()]
+    assert [r["crops"] for r in rounds] == [TRAIN["samples_per_epoch"] * n for n in (4, 2, 1)]  # every epoch run
+    assert [r["recipe"]["learning_rate"] for r in rounds] == [TRAIN["learning_rate"], 1e-4, 5e-5]
+    assert all(r["device"].startswith("cpu: ") and r["processes"] == 1 and r["training_time_s"] >= 0 for r in rounds)
+    assert rounds[0]["data"]["images"] == {"train": 8, "val": 1, "test": 1}  # the 10 images data_dir holds
 
 
 def test_fine_tuning_refuses_a_model_of_another_shape(trained):

@@ -66,6 +66,9 @@ def pick_best(epochs_dir, data_dir, model_path, history_path, threads=1, **extra
         model, card = load_model(files[epoch])
     card = dict(card, val_dsb=float(history["val_dsb"].iloc[best]))
     card["training_time_s"] = round(float(history["seconds"].sum()))
+    if card.get("lineage"):  # the model's own round: every epoch it ran, not only those up to the best
+        crops = card["train"]["samples_per_epoch"] * len(history)
+        card["lineage"] = [*card["lineage"][:-1], {**card["lineage"][-1], "crops": crops, "training_time_s": card["training_time_s"]}]
     save_model(model, model_path, **card, **extra)
     with atomic_path(history_path) as tmp:
         history.to_csv(tmp, index=False)

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from .atomic import staging_dir
 from .engine import _Probabilities, export_onnx
+from .lineage import summary
 from .model import load_model
 from .normalize import normalize
 
@@ -57,6 +58,7 @@ def card_markdown(card, name):
             f"Architecture: {json.dumps(card.get('config', {}))}",
             f"Training: {json.dumps(card.get('train', {}))}",
             f"Data: {json.dumps(card.get('data', {}))}",
+            *(f"Training {line}" for line in summary(card.get("lineage", []))),
             f"Postprocess thresholds (tuned on {card.get('postprocess_tuned_on', 'val')}): {json.dumps(card.get('postprocess', {}))}",
             "",
             "## Validation",

@@ -1,6 +1,8 @@
 """Device choice: CUDA when present (bf16 autocast), CPU otherwise; channels_last on both."""
 
 import contextlib
+import platform
+from pathlib import Path
 
 import torch
 
@@ -13,6 +15,21 @@ def pick_device():
         except RuntimeError:  # CUDA_VISIBLE_DEVICES set with no usable device
             pass
     return torch.device("cpu")
+
+
+def describe(device):
+    """The device in words for a model card: the GPU's name, or the CPU's model and torch's threads."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"cpu: {_cpu_model()}, {torch.get_num_threads()} threads"
+
+
+def _cpu_model():
+    try:
+        names = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")]
+    except OSError:  # not Linux
+        names = []
+    return names[0] if names else platform.processor() or platform.machine()
 
 
 def autocast(device):

@@ -21,6 +21,7 @@ from skimage.segmentation import find_boundaries
 
 from .atomic import atomic_path
 from .curves import history_figure, new_figure
+from .lineage import summary
 from .prepared import read_prepared
 from .robustness import TARGET as ROBUSTNESS_TARGET
 from .scores import THRESHOLDS
@@ -169,6 +170,7 @@ def _card_rows(card, thresholds):
         "validation DSB (crops)": card.get("val_dsb"),
         "device": card.get("device"),
         "training time (s)": card.get("training_time_s"),
+        "training rounds": summary(card["lineage"]) if card.get("lineage") else None,
         "postprocess thresholds": thresholds,
     }
     cells = "".join(f"<tr><th>{html.escape(k)}</th><td><code>{html.escape(json.dumps(v))}</code></td></tr>" for k, v in rows.items() if v is not None)

@@ -17,7 +17,7 @@ import logging
 import shutil
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,11 +29,12 @@ from .atomic import atomic_path
 from .augment import Augmentation
 from .checkpoint import epoch_files, fingerprint, load_checkpoint, save_checkpoint, save_epoch
 from .crops import crop_logits, load_split, make_batch, resident, sampling_weights, validation_crops
-from .device import prepare, seeded, torch_threads
+from .device import describe, prepare, seeded, torch_threads
 from .errors import InputError
 from .head import Head
 from .heads import head_of
 from .launch import joined, launch
+from .lineage import inherited, numbered, this_round
 from .loss import FINITE_CHECK_STEPS, check_finite, train_step
 from .model import build_unet, load_model
 from .schedule import PROBE_STEPS, Clock, Training, fit_schedule, lr_at, synchronize
@@ -80,6 +81,7 @@ class State:
     optimizer: torch.optim.Optimizer
     history: list
     samples_per_epoch: int | None = None  # fitted to train.budget_min (kept by the checkpoint)
+    inherited: list = field(default_factory=list)  # the rounds behind train.init_model (rank 0)
 
 
 def train(data_dir, epochs_dir, work_dir, model_cfg, train_cfg, threads=1, processes=1, log_path=None):
@@ -164,6 +166,7 @@ def _initial_state(run, model_cfg, training, rank, expected):
     """A fresh model and optimiser, or those of this run's checkpoint (fingerprint `expected`)."""
     model = initial_model(model_cfg, training.init_model, rank.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay)
+    before = inherited(training.init_model) if rank.lead else []
     saved = load_checkpoint(run.checkpoint_path, expected, remove_stale=rank.lead)
     rank.barrier()  # nobody reads the checkpoint while rank 0 may remove it
     if not saved:
@@ -171,12 +174,12 @@ def _initial_state(run, model_cfg, training, rank, expected):
             shutil.rmtree(run.work_dir, ignore_errors=True)
             run.work_dir.mkdir(parents=True)
         rank.barrier()
-        return State(model, optimizer, [])
+        return State(model, optimizer, [], inherited=before)
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     if rank.lead:
         log.info("resumed from epoch %d (%s)", saved["epoch"], run.checkpoint_path)
-    return State(model, optimizer, saved["history"], saved.get("samples_per_epoch"))
+    return State(model, optimizer, saved["history"], saved.get("samples_per_epoch"), before)
 
 
 def _fit_to_budget(state, data, training, rank):
@@ -261,6 +264,8 @@ def _end_epoch(state, row, data, training, rank, run, expected):
     state.history.append(entry)
     card = {"val_loss": val_loss, "device": str(rank.device), "processes": rank.world, "train": dataclasses.asdict(training)}
     card["training_time_s"] = round(sum(r["seconds"] for r in state.history))
+    crops = training.samples_per_epoch * epoch
+    card["lineage"] = numbered([*state.inherited, this_round(run.data_dir, training, describe(rank.device), rank.world, crops, card["training_time_s"])])
     save_epoch(state.model, run.work_dir, epoch, **card)
     saved = {"epoch": epoch, "model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(), "history": state.history}
     if state.samples_per_epoch:
