@@ -57,7 +57,7 @@ def test_training_runs_no_reading_watershed_postprocessing_or_evaluation_code():
     augmentation, crops, schedule and their helpers; the watershed and the score that picks the
     epoch are the best_epoch rule's."""
     assert names(script_files(SCRIPTS / "train.py")) == {
-        "__init__", "errors", "logs", "atomic", "progress", "device", "shipped",  # helpers
+        "__init__", "errors", "logs", "atomic", "progress", "device", "shipped", "lineage",  # helpers
         "train", "model", "loss", "augment", "crops", "schedule", "checkpoint", "launch",
         "head", "heads", "interior_border", "distance", "targets",  # what the network predicts
         "prepared", "normalize", "appearance",  # the prepared data, as the network sees them

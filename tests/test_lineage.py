@@ -1,10 +1,10 @@
-"""Lineage of models whose cards were written before cards kept one."""
+"""Lineage of models whose cards were written before cards kept one (train.inherited)."""
 
 import hashlib
 
-from nucleoflow.lineage import inherited
 from nucleoflow.model import load_model, save_model
 from nucleoflow.shipped import model_path
+from nucleoflow.train import inherited
 
 
 def test_the_shipped_model_is_one_round_read_from_its_card():

@@ -10,50 +10,38 @@ from pathlib import Path
 
 import pandas as pd
 
-from .shipped import model_path, shipped_models
+from .shipped import model_path
 
 
-def _sha256(path):
+def sha256(path):
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
-def this_round(data_dir, training, device, processes, crops, seconds):
-    """The entry of a round that trains `training` (schedule.Training) on data_dir."""
+def this_round(data_dir, training, device, processes):
+    """The entry of a round that trains `training` (schedule.Training) on data_dir; its crops and
+    training_time_s are added as its epochs end."""
     init = training.init_model or None
     manifest = Path(data_dir) / "manifest.csv"
     recipe = {key: value for key, value in dataclasses.asdict(training).items() if key != "init_model"}
     return {
         "init_model": init,
-        "init_sha256": _sha256(model_path(init)) if init else None,
-        "data": {"manifest_sha256": _sha256(manifest), "images": pd.read_csv(manifest)["split"].value_counts().to_dict()},
+        "init_sha256": sha256(model_path(init)) if init else None,
+        "data": {"manifest_sha256": sha256(manifest), "images": pd.read_csv(manifest)["split"].value_counts().to_dict()},
         "recipe": recipe,
         "device": device,
         "processes": processes,
-        "crops": crops,
-        "training_time_s": round(seconds),
     }
 
 
-def inherited(init_model):
-    """The rounds behind a model.pt (or a shipped model's name): its card's lineage; for a card
-    written before cards kept one, its own round read from the card, after the rounds of the
-    model it started from where that file can still be found."""
-    if not init_model:
-        return []
-    from .model import load_model  # torch only here: the report step reads lineages from model.json without it
-
-    path = model_path(init_model)
-    _, card = load_model(path)
-    if "lineage" in card:
-        return card["lineage"]
+def card_round(card, name, sha256):
+    """The round of a model whose card was written before cards kept a lineage, read from the
+    card (name: the shipped model's name or the file's; sha256: the file's)."""
     train = dict(card.get("train", {}))
-    parent = train.pop("init_model", "") or None
-    found = parent and (parent in shipped_models() or Path(parent).exists())
     epochs = card.get("stopped_after_epoch") or train.get("epochs", 0)
-    entry = {
-        "model": init_model if init_model in shipped_models() else path.name,
-        "sha256": _sha256(path),
-        "init_model": parent,
+    return {
+        "model": name,
+        "sha256": sha256,
+        "init_model": train.pop("init_model", "") or None,
         "data": card.get("data"),
         "recipe": train,
         "device": card.get("device"),
@@ -61,7 +49,6 @@ def inherited(init_model):
         "crops": train.get("samples_per_epoch", 0) * epochs,
         "training_time_s": card.get("training_time_s"),
     }
-    return [*(inherited(parent) if found else []), entry]
 
 
 def numbered(rounds):

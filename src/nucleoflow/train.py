@@ -34,10 +34,11 @@ from .errors import InputError
 from .head import Head
 from .heads import head_of
 from .launch import joined, launch
-from .lineage import inherited, numbered, this_round
+from .lineage import card_round, numbered, sha256, this_round
 from .loss import FINITE_CHECK_STEPS, check_finite, train_step
 from .model import build_unet, load_model
 from .schedule import PROBE_STEPS, Clock, Training, fit_schedule, lr_at, synchronize
+from .shipped import model_path, shipped_models
 
 log = logging.getLogger(__name__)
 
@@ -81,7 +82,7 @@ class State:
     optimizer: torch.optim.Optimizer
     history: list
     samples_per_epoch: int | None = None  # fitted to train.budget_min (kept by the checkpoint)
-    inherited: list = field(default_factory=list)  # the rounds behind train.init_model (rank 0)
+    lineage: list = field(default_factory=list)  # the rounds behind this run, then its own (rank 0; lineage.py)
 
 
 def train(data_dir, epochs_dir, work_dir, model_cfg, train_cfg, threads=1, processes=1, log_path=None):
@@ -113,6 +114,8 @@ def _train_process(run, model_cfg, training, threads):
         if training.budget_min:
             state.samples_per_epoch = state.samples_per_epoch or _fit_to_budget(state, data, training, rank)
             training = dataclasses.replace(training, samples_per_epoch=state.samples_per_epoch)
+        if rank.lead:  # read once: the init_model file may be gone by the last epoch
+            state.lineage = [*inherited(training.init_model), this_round(run.data_dir, training, describe(rank.device), rank.world)]
         net = DistributedDataParallel(state.model) if rank.world > 1 else state.model
         clock = Clock(training, len(state.history) * training.steps_per_epoch, rank.device) if rank.lead else None
         for epoch in range(len(state.history) + 1, training.epochs + 1):
@@ -162,11 +165,25 @@ def initial_model(model_cfg, init_model, device):
     return prepare(model, device)
 
 
+def inherited(init_model):
+    """The rounds behind a model.pt or shipped model (lineage.py): its card's lineage; for a card
+    written before cards kept one, its own round after those of the model it started from, where
+    that file can still be found."""
+    if not init_model:
+        return []
+    path = model_path(init_model)
+    _, card = load_model(path)
+    if "lineage" in card:
+        return card["lineage"]
+    entry = card_round(card, init_model if init_model in shipped_models() else path.name, sha256(path))
+    parent = entry["init_model"]
+    return [*(inherited(parent) if parent and model_path(parent).exists() else []), entry]
+
+
 def _initial_state(run, model_cfg, training, rank, expected):
     """A fresh model and optimiser, or those of this run's checkpoint (fingerprint `expected`)."""
     model = initial_model(model_cfg, training.init_model, rank.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=training.learning_rate, weight_decay=training.weight_decay)
-    before = inherited(training.init_model) if rank.lead else []
     saved = load_checkpoint(run.checkpoint_path, expected, remove_stale=rank.lead)
     rank.barrier()  # nobody reads the checkpoint while rank 0 may remove it
     if not saved:
@@ -174,12 +191,12 @@ def _initial_state(run, model_cfg, training, rank, expected):
             shutil.rmtree(run.work_dir, ignore_errors=True)
             run.work_dir.mkdir(parents=True)
         rank.barrier()
-        return State(model, optimizer, [], inherited=before)
+        return State(model, optimizer, [])
     model.load_state_dict(saved["model"])
     optimizer.load_state_dict(saved["optimizer"])
     if rank.lead:
         log.info("resumed from epoch %d (%s)", saved["epoch"], run.checkpoint_path)
-    return State(model, optimizer, saved["history"], saved.get("samples_per_epoch"), before)
+    return State(model, optimizer, saved["history"], saved.get("samples_per_epoch"))
 
 
 def _fit_to_budget(state, data, training, rank):
@@ -264,8 +281,8 @@ def _end_epoch(state, row, data, training, rank, run, expected):
     state.history.append(entry)
     card = {"val_loss": val_loss, "device": str(rank.device), "processes": rank.world, "train": dataclasses.asdict(training)}
     card["training_time_s"] = round(sum(r["seconds"] for r in state.history))
-    crops = training.samples_per_epoch * epoch
-    card["lineage"] = numbered([*state.inherited, this_round(run.data_dir, training, describe(rank.device), rank.world, crops, card["training_time_s"])])
+    done = {"crops": training.samples_per_epoch * epoch, "training_time_s": card["training_time_s"]}
+    card["lineage"] = numbered([*state.lineage[:-1], {**state.lineage[-1], **done}])
     save_epoch(state.model, run.work_dir, epoch, **card)
     saved = {"epoch": epoch, "model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(), "history": state.history}
     if state.samples_per_epoch:
