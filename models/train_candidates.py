@@ -3,6 +3,7 @@
     python models/train_candidates.py --data results/data --out DIR --budget-s 600
         [--candidates inner touching robust robust_finetune augment_finetune lowres_finetune] [--monuseg monuseg_test.zip]
     python models/train_candidates.py --data results/data --out DIR --judge-only --candidates NAME...
+    python models/train_candidates.py --data results/data --out DIR --judge-only --candidates --judge NAME=MODEL.pt
 
 The prepared GPU run of issue 12: each candidate trains for an equal share of the budget with
 the train rule's code (the default schedule fitted to its share on this device, as
@@ -160,7 +161,8 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--budget-s", type=float, help="wall-clock seconds of training, shared equally by the candidates (train.budget_min)")
     parser.add_argument("--judge-only", action="store_true", help="train nothing: judge the candidates an earlier run trained into --out")
-    parser.add_argument("--candidates", nargs="+", default=list(CANDIDATES), choices=list(CANDIDATES))
+    parser.add_argument("--candidates", nargs="*", default=list(CANDIDATES), choices=list(CANDIDATES))
+    parser.add_argument("--judge", action="append", default=[], metavar="NAME=MODEL.pt", help="also judge a model made otherwise (e.g. mixed weights)")
     parser.add_argument("--batch-size", type=int, default=64, help="crops per step on CUDA (the config's on a CPU)")
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--monuseg", type=Path, help="monuseg_test.zip, reported beside the variants")
@@ -169,6 +171,8 @@ def main():
     args = parser.parse_args()
     if not args.judge_only and not args.budget_s:
         parser.error("--budget-s is required (or --judge-only)")
+    if not args.judge_only and not args.candidates:
+        parser.error("name a candidate to train (or --judge-only)")
 
     model_cfg, base_cfg = config_sections(args.epochs, args.set)
     Path(args.out).mkdir(parents=True, exist_ok=True)
@@ -181,6 +185,7 @@ def main():
     else:
         share_s = args.budget_s / len(args.candidates)
         trained = {name: train_candidate(name, CANDIDATES[name], args, model_cfg, base_cfg, device, share_s) for name in args.candidates}
+    trained |= {name: (Path(path), {}) for name, path in (item.split("=", 1) for item in args.judge)}
 
     examples = split_examples(args.data)
     sizes = training_sizes(args.data)
