@@ -20,6 +20,7 @@ from .crops import crop_logits, load_split, validation_crops
 from .device import pick_device, prepare, torch_threads
 from .errors import InputError
 from .heads import head_of
+from .lineage import with_own
 from .model import load_model, save_model
 from .progress import progress
 from .validation import validation_dsb
@@ -67,8 +68,7 @@ def pick_best(epochs_dir, data_dir, model_path, history_path, threads=1, **extra
     card = dict(card, val_dsb=float(history["val_dsb"].iloc[best]))
     card["training_time_s"] = round(float(history["seconds"].sum()))
     if card.get("lineage"):  # the model's own round: every epoch it ran, not only those up to the best
-        crops = card["train"]["samples_per_epoch"] * len(history)
-        card["lineage"] = [*card["lineage"][:-1], {**card["lineage"][-1], "crops": crops, "training_time_s": card["training_time_s"]}]
+        card["lineage"] = with_own(card["lineage"], card["train"]["samples_per_epoch"] * len(history), card["training_time_s"])
     save_model(model, model_path, **card, **extra)
     with atomic_path(history_path) as tmp:
         history.to_csv(tmp, index=False)

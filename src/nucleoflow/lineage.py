@@ -33,14 +33,14 @@ def this_round(data_dir, training, device, processes):
     }
 
 
-def card_round(card, name, sha256):
+def card_round(card, name, digest):
     """The round of a model whose card was written before cards kept a lineage, read from the
-    card (name: the shipped model's name or the file's; sha256: the file's)."""
+    card (name: the shipped model's name or the file's; digest: the file's sha256)."""
     train = dict(card.get("train", {}))
     epochs = card.get("stopped_after_epoch") or train.get("epochs", 0)
     return {
         "model": name,
-        "sha256": sha256,
+        "sha256": digest,
         "init_model": train.pop("init_model", "") or None,
         "data": card.get("data"),
         "recipe": train,
@@ -49,6 +49,12 @@ def card_round(card, name, sha256):
         "crops": train.get("samples_per_epoch", 0) * epochs,
         "training_time_s": card.get("training_time_s"),
     }
+
+
+def with_own(rounds, crops, seconds):
+    """rounds (the last one a run's own) numbered, the run's own with the crops and training
+    time it has reached."""
+    return numbered([*rounds[:-1], {**rounds[-1], "crops": crops, "training_time_s": seconds}])
 
 
 def numbered(rounds):

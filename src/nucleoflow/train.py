@@ -34,7 +34,7 @@ from .errors import InputError
 from .head import Head
 from .heads import head_of
 from .launch import joined, launch
-from .lineage import card_round, numbered, sha256, this_round
+from .lineage import card_round, sha256, this_round, with_own
 from .loss import FINITE_CHECK_STEPS, check_finite, train_step
 from .model import build_unet, load_model
 from .schedule import PROBE_STEPS, Clock, Training, fit_schedule, lr_at, synchronize
@@ -281,8 +281,7 @@ def _end_epoch(state, row, data, training, rank, run, expected):
     state.history.append(entry)
     card = {"val_loss": val_loss, "device": str(rank.device), "processes": rank.world, "train": dataclasses.asdict(training)}
     card["training_time_s"] = round(sum(r["seconds"] for r in state.history))
-    done = {"crops": training.samples_per_epoch * epoch, "training_time_s": card["training_time_s"]}
-    card["lineage"] = numbered([*state.lineage[:-1], {**state.lineage[-1], **done}])
+    card["lineage"] = with_own(state.lineage, training.samples_per_epoch * epoch, card["training_time_s"])
     save_epoch(state.model, run.work_dir, epoch, **card)
     saved = {"epoch": epoch, "model": state.model.state_dict(), "optimizer": state.optimizer.state_dict(), "history": state.history}
     if state.samples_per_epoch:

@@ -284,7 +284,7 @@ CODE_OF = {
     "validation": {"best_epoch"},
     "best_epoch": {"best_epoch"},
     "checkpoint": {"train", "best_epoch"},
-    "lineage": {"train", "report", "package"},  # the card's training rounds: made by train, shown by report and package
+    "lineage": {"train", "best_epoch", "report", "package"},  # the card's training rounds: made by train, shown by report and package
     "launch": {"train"},
     "device": {"train", "best_epoch", "predict", "tuned_model", "label", "package", "robustness"},
     "shipped": {"train", "best_epoch", "predict", "tuned_model", "label", "package", "robustness"},
